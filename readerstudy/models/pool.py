@@ -1,0 +1,65 @@
+"""The image pool: every image a study can show, real or synthetic."""
+
+import secrets
+
+from django.db import models
+
+
+def new_public_id() -> str:
+    """Opaque, unguessable identifier: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+def _random_name(prefix: str, extension: str) -> str:
+    # Stored names are random so that neither storage listings nor logs line up with truth.
+    token = secrets.token_hex(16)
+    return f"{prefix}/{token[:2]}/{token}{extension}"
+
+
+def original_upload_to(instance: "Image", filename: str) -> str:
+    extension = filename[filename.rfind(".") :] if "." in filename else ""
+    return _random_name("originals", extension.lower())
+
+
+def display_upload_to(instance: "Image", filename: str) -> str:
+    return _random_name("display", ".png")
+
+
+class Truth(models.TextChoices):
+    REAL = "real", "Real"
+    SYNTHETIC = "synthetic", "Synthetic"
+
+
+class Modality(models.TextChoices):
+    CXR = "CXR", "Chest X-ray"
+    CT = "CT", "CT slice"
+
+
+class Image(models.Model):
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    truth = models.CharField(max_length=10, choices=Truth.choices, db_index=True)
+    modality = models.CharField(max_length=3, choices=Modality.choices, db_index=True)
+    finding = models.CharField(max_length=100, blank=True, db_index=True)
+    source = models.CharField(max_length=200, blank=True, help_text="Dataset or generator name.")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the file as received.")
+    frame_index = models.PositiveIntegerField(
+        default=0, help_text="Frame or slice within a multi-frame file; 0 otherwise."
+    )
+    original = models.FileField(upload_to=original_upload_to, max_length=255)
+    original_format = models.CharField(max_length=10)
+    original_width = models.PositiveIntegerField()
+    original_height = models.PositiveIntegerField()
+    display = models.FileField(upload_to=display_upload_to, max_length=255)
+    provenance = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sha256", "frame_index"], name="image_unique_content")
+        ]
+
+    def __str__(self) -> str:
+        label = f" {self.finding}" if self.finding else ""
+        return f"{self.get_truth_display()} {self.modality}{label} ({self.public_id[:8]})"

@@ -1,0 +1,215 @@
+"""Studies, their cases, each reader's stored order, and the readings."""
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from readerstudy.models.pool import Image, new_public_id
+
+
+def new_seed() -> int:
+    return secrets.randbits(62)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class StudyStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Answer(models.TextChoices):
+    REAL = "real", "Real"
+    FAKE = "fake", "Fake"
+    UNSURE = "unsure", "Unsure"
+
+
+class Study(models.Model):
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(
+        blank=True, help_text="Markdown, shown to readers before the first case."
+    )
+    status = models.CharField(
+        max_length=10, choices=StudyStatus.choices, default=StudyStatus.DRAFT, db_index=True
+    )
+    confidence_scale = models.PositiveSmallIntegerField(
+        default=0,
+        choices=[(0, "Off"), (5, "1–5")],
+        help_text="Collect a confidence rating with each answer.",
+    )
+    allow_revisions = models.BooleanField(
+        default=False,
+        help_text="Readers may go back and change answers; every change is kept as a revision.",
+    )
+    repeat_fraction = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of (non-practice) cases shown a second time later, for intra-reader "
+        "consistency.",
+    )
+    repeat_min_gap = models.PositiveSmallIntegerField(
+        default=5, help_text="A repeated case comes at least this many positions after its first showing."
+    )
+    seed = models.BigIntegerField(
+        default=new_seed, help_text="Randomization seed; each reader's order derives from it."
+    )
+    readers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Assignment", related_name="reader_studies", blank=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def collects_confidence(self) -> bool:
+        return self.confidence_scale > 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == StudyStatus.OPEN
+
+
+class StudyCase(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    # An image in a study is protected: deleting it would silently change the study.
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="study_cases")
+    is_practice = models.BooleanField(
+        default=False, help_text="Shown first, truth revealed after answering, never in statistics."
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "image"], name="case_unique_image_per_study")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} / case {self.pk}"
+
+    def has_readings(self) -> bool:
+        return Reading.objects.filter(slot__case=self).exists()
+
+    def clean(self) -> None:
+        if self.pk is None:
+            return
+        previous = StudyCase.objects.filter(pk=self.pk).values("image_id", "is_practice").first()
+        if previous and self.has_readings():
+            changed = (previous["image_id"], previous["is_practice"]) != (
+                self.image_id,
+                self.is_practice,
+            )
+            if changed:
+                raise ValidationError("This case has readings: it cannot be swapped or changed.")
+
+
+class Assignment(models.Model):
+    """A reader assigned to a study; owns that reader's stored case order."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    assigned_at = models.DateTimeField(auto_now_add=True)
+    order_drawn_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study_id", "reader__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reader"], name="assignment_unique_reader")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reader} in {self.study}"
+
+
+class ReadingSlot(models.Model):
+    """One showing of one case to one reader, at a fixed position: the stored permutation.
+
+    The token is what the reader's browser sees instead of any image or case id.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="slots")
+    case = models.ForeignKey(StudyCase, on_delete=models.PROTECT, related_name="slots")
+    position = models.PositiveIntegerField()
+    showing = models.PositiveSmallIntegerField(default=1, help_text="1 first showing, 2 repeat.")
+    is_practice = models.BooleanField(default=False)
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    served_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["assignment_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "position"], name="slot_unique_position"),
+            models.UniqueConstraint(
+                fields=["assignment", "case", "showing"], name="slot_unique_showing"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignment} #{self.position}"
+
+    @property
+    def is_repeat(self) -> bool:
+        return self.showing > 1
+
+
+class Reading(models.Model):
+    """The reader's answer for one slot. The one-to-one makes a second reading impossible."""
+
+    slot = models.OneToOneField(ReadingSlot, on_delete=models.PROTECT, related_name="reading")
+    answer = models.CharField(max_length=10, choices=Answer.choices)
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    comment = models.TextField(blank=True)
+    served_at = models.DateTimeField(help_text="When the server first served this case.")
+    answered_at = models.DateTimeField(help_text="When the server received the (latest) answer.")
+    client_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time on case measured by the browser, if sent."
+    )
+    revision_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["slot_id"]
+
+    def __str__(self) -> str:
+        return f"{self.slot}: {self.answer}"
+
+    @property
+    def seconds_on_case(self) -> float:
+        return (self.answered_at - self.served_at).total_seconds()
+
+
+class ReadingRevision(models.Model):
+    """A superseded answer, kept whenever a reader changes a reading."""
+
+    reading = models.ForeignKey(Reading, on_delete=models.PROTECT, related_name="revisions")
+    answer = models.CharField(max_length=10, choices=Answer.choices)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    client_ms = models.PositiveIntegerField(null=True, blank=True)
+    answered_at = models.DateTimeField()
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["reading_id", "replaced_at", "id"]

@@ -1,0 +1,35 @@
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from readerstudy.imaging import make_display_png, read_image
+from readerstudy.models import Image
+from spotthefake.celery import project_task
+
+
+@project_task()
+def rebuild_display(*, image_pk: int) -> None:
+    """Re-derive an image's display PNG from its stored original (after IMAGE_DISPLAY_SIZE changes).
+
+    Pre: the image exists and its original is readable. Post: the display file has the
+    configured size; running it twice gives the same bytes (the derivative is deterministic).
+    """
+    image = Image.objects.filter(pk=image_pk).first()
+    if image is None:
+        return
+    with image.original.open("rb") as handle:
+        data = handle.read()
+    decoded = read_image(
+        data,
+        name=image.original.name,
+        max_bytes=settings.IMAGE_MAX_FILE_BYTES,
+        max_pixels=settings.IMAGE_MAX_PIXELS,
+        # Only DICOM has frames; a PNG/JPEG has frame 0 and takes no range.
+        frames=(image.frame_index,) * 2 if image.original_format == "dicom" else None,
+    )
+    png = make_display_png(decoded.frames[0].pixels, settings.IMAGE_DISPLAY_SIZE)
+    old_name = image.display.name
+    image.display.save("display.png", ContentFile(png), save=False)
+    Image.objects.filter(pk=image.pk).update(display=image.display.name)
+    if old_name and old_name != image.display.name:
+        image.display.storage.delete(old_name)
+

@@ -1,0 +1,22 @@
+"""Test settings: the real settings, with throwaway folders and fast password hashing.
+
+DATABASE_URL and REDIS_URL are honoured exactly as in production, so CI runs the suite
+against real PostgreSQL and Redis; without them the embedded default is used.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("SPOTTHEFAKE_VAR_DIR", tempfile.mkdtemp(prefix="spotthefake-test-"))
+
+from spotthefake.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+TEST_OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", BASE_DIR / "test-output"))  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns otherwise)

@@ -1,0 +1,64 @@
+"""docker-compose.yml is checked by parsing it (Docker does not run on these machines)."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_it_defines_the_production_services(compose):
+    assert set(compose["services"]) == {"postgres", "redis", "web", "worker", "gpu-worker"}
+
+
+def test_it_runs_gunicorn_and_both_queues(compose):
+    services = compose["services"]
+    assert "gunicorn spotthefake.wsgi" in " ".join(services["web"]["command"])
+    worker = services["worker"]["command"]
+    assert worker[worker.index("--queues") + 1] == "default"
+    gpu = services["gpu-worker"]["command"]
+    assert gpu[gpu.index("--queues") + 1] == "gpu"
+    assert gpu[gpu.index("--concurrency") + 1] == "1"
+    assert gpu[gpu.index("--prefetch-multiplier") + 1] == "1"
+
+
+def test_it_reserves_an_nvidia_device_for_the_gpu_worker(compose):
+    devices = compose["services"]["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+
+
+def test_it_shares_media_and_models_between_web_and_workers(compose):
+    for name in ("web", "worker", "gpu-worker"):
+        volumes = compose["services"][name]["volumes"]
+        assert "media:/var/lib/spotthefake/media" in volumes
+        assert "models:/var/lib/spotthefake/models" in volumes
+        environment = compose["services"][name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://")
+        assert environment["REDIS_URL"] == "redis://redis:6379/0"
+    assert {"pgdata", "media", "models"} <= set(compose["volumes"])
+
+
+def test_it_is_valid_for_docker_compose(tmp_path):
+    """`docker-compose config` validates the file against the Compose schema without an engine."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed: .ci/run installs it")
+        pytest.skip("docker-compose (Debian package) is not installed; .ci/run installs it")
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY=x\nPOSTGRES_PASSWORD=y\nTORCH_INDEX_URL=http://wheels.invalid/\n")
+    result = subprocess.run(
+        [binary, "--project-directory", str(ROOT), "--env-file", str(env_file),
+         "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
