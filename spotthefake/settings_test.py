@@ -12,11 +12,11 @@ os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("SPOTTHEFAKE_VAR_DIR", tempfile.mkdtemp(prefix="spotthefake-test-"))
 
-from spotthefake.settings import *  # noqa: E402,F403
+from spotthefake.settings import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-STORAGES["staticfiles"] = {  # noqa: F405
+STORAGES["staticfiles"] = {
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
-TEST_OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", BASE_DIR / "test-output"))  # noqa: F405
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns otherwise)
+TEST_OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", BASE_DIR / "test-output"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
