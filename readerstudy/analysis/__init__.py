@@ -1,0 +1,101 @@
+"""Statistics of real-vs-synthetic reader studies (pure numpy/scipy/statsmodels, no Django).
+
+Build a :class:`ReadingTable`, call :func:`analyse`, serialise with
+:meth:`StudyAnalysis.to_jsonable` (nested, stable keys) or :meth:`StudyAnalysis.to_tables`
+(flat rows for CSV). Definitions, references and the JSON keys: ``docs/statistics.md``.
+"""
+
+from readerstudy.analysis.agreement import (
+    category_counts,
+    cohen_kappa_table,
+    fleiss_kappa,
+    gwet_ac1,
+    kappa_from_tables,
+    krippendorff_alpha_nominal,
+    pairwise_tables,
+    percent_agreement,
+)
+from readerstudy.analysis.proportions import wilson
+from readerstudy.analysis.results import (
+    ESTIMATE_KEYS,
+    SCHEMA,
+    AgreementAnalysis,
+    AnswerTable,
+    CaseVotes,
+    CommittedPerformance,
+    Estimate,
+    GroupRate,
+    IntraReaderAnalysis,
+    NotDefined,
+    PairKappa,
+    ReaderAveraged,
+    ReaderConsistency,
+    ReaderPerformance,
+    ReaderRoc,
+    RocAnalysis,
+    RocPoint,
+    StudyAnalysis,
+    StudySummary,
+    Value,
+    to_jsonable,
+)
+from readerstudy.analysis.roc import (
+    auc_components,
+    auc_estimate,
+    delong_variance,
+    fake_scores,
+    jackknife_aucs,
+    mann_whitney_auc,
+    or_single_test,
+    roc_points,
+)
+from readerstudy.analysis.study import analyse
+from readerstudy.analysis.table import ANSWERS, FAKE, MISSING, REAL, UNSURE, ReadingTable
+
+__all__ = [
+    "ANSWERS",
+    "ESTIMATE_KEYS",
+    "FAKE",
+    "MISSING",
+    "REAL",
+    "SCHEMA",
+    "UNSURE",
+    "AgreementAnalysis",
+    "AnswerTable",
+    "CaseVotes",
+    "CommittedPerformance",
+    "Estimate",
+    "GroupRate",
+    "IntraReaderAnalysis",
+    "NotDefined",
+    "PairKappa",
+    "ReaderAveraged",
+    "ReaderConsistency",
+    "ReaderPerformance",
+    "ReaderRoc",
+    "ReadingTable",
+    "RocAnalysis",
+    "RocPoint",
+    "StudyAnalysis",
+    "StudySummary",
+    "Value",
+    "analyse",
+    "auc_components",
+    "auc_estimate",
+    "category_counts",
+    "cohen_kappa_table",
+    "delong_variance",
+    "fake_scores",
+    "fleiss_kappa",
+    "gwet_ac1",
+    "jackknife_aucs",
+    "kappa_from_tables",
+    "krippendorff_alpha_nominal",
+    "mann_whitney_auc",
+    "or_single_test",
+    "pairwise_tables",
+    "percent_agreement",
+    "roc_points",
+    "to_jsonable",
+    "wilson",
+]
