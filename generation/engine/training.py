@@ -1,0 +1,588 @@
+"""Training loop for class-conditional ddpm models.
+
+Epsilon-prediction MSE under a DDPMScheduler noise schedule, AdamW with linear warm-up, EMA
+weights, label dropout to the null class (for classifier-free guidance), gradient accumulation,
+bf16 autocast on CUDA only, and no horizontal flips (anatomy is not left-right symmetric).
+
+Every random draw of step k (batch order, timesteps, noise, label dropout, augmentation) comes
+from generators derived from (seed, k), and optimizer, LR scheduler, EMA and global RNG state are
+checkpointed, so training resumed from a checkpoint follows the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoints as ckpt
+from .ddpm import (
+    KIND,
+    DDPMConfig,
+    DDPMError,
+    UnknownFindingError,
+    build_noise_scheduler,
+    build_unet,
+)
+from .devices import pick_device
+
+_MASK63 = (1 << 63) - 1
+
+
+class TrainingError(DDPMError):
+    pass
+
+
+class NonFiniteLossError(TrainingError):
+    pass
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 20_000
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup_steps: int = 500
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float | None = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay ramps up as min(ema_decay, (1 + n) / (10 + n))
+    label_dropout: float = 0.1
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3  # 0 keeps all
+    log_every: int = 10
+    grid_steps: int = 25  # sampler steps for the sample grid; 0: no grid
+    grid_guidance: float = 2.0
+    grid_per_class: int = 2
+    grid_scheduler: str = "ddim"
+    augment: bool = False  # small random affine (rotation, scale, shift); never a flip
+    mixed_precision: bool = True  # bf16 autocast, CUDA only
+    seed: int = 0
+
+    def validate(self) -> None:
+        def positive_int(name: str, minimum: int = 1) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise TrainingError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+        for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "log_every"):
+            positive_int(name)
+        for name in ("warmup_steps", "keep_checkpoints", "grid_steps", "grid_per_class", "seed"):
+            positive_int(name, 0)
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise TrainingError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not 0 <= self.label_dropout < 1:
+            raise TrainingError(f"label_dropout must be in [0, 1), got {self.label_dropout!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise TrainingError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise TrainingError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["adam_betas"] = list(self.adam_betas)
+        return data
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    step: int
+    total_steps: int
+    cancelled: bool
+    last_checkpoint: Path | None
+    last_loss: float | None
+
+
+# ------------------------------------------------------------------------------- the data
+def _as_square_uint8(image: Any, index: int, resolution: int) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise TrainingError(
+            f"training image {index} has shape {array.shape}; expected a 2-D grayscale array"
+        )
+    if array.dtype != np.uint8:
+        raise TrainingError(f"training image {index} is {array.dtype}; expected uint8")
+    h, w = array.shape
+    if h != w:
+        raise TrainingError(f"training image {index} is {w}x{h}; expected a square image")
+    if h < 8:
+        raise TrainingError(f"training image {index} is only {w}x{h} pixels")
+    if h != resolution:
+        from PIL import Image
+
+        resample = Image.Resampling.LANCZOS if h > resolution else Image.Resampling.BICUBIC
+        array = np.asarray(Image.fromarray(array).resize((resolution, resolution), resample))
+    return array
+
+
+def prepare_dataset(
+    dataset: Sequence[tuple[Any, str]], config: DDPMConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N x 1 x R x R uint8 images, N class indices) from (uint8 image, finding) pairs."""
+    items = list(dataset)
+    if not items:
+        raise TrainingError("the training set is empty: nothing to train on")
+    pairs = []
+    for i, item in enumerate(items):
+        try:
+            image, finding = item
+        except (TypeError, ValueError):
+            raise TrainingError(f"training item {i} is not an (image, finding) pair") from None
+        pairs.append((image, finding))
+    unknown: dict[str, int] = {}
+    for _, finding in pairs:  # check every label before any image work
+        if finding not in config.findings:
+            unknown[str(finding)] = unknown.get(str(finding), 0) + 1
+    if unknown:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in sorted(unknown.items()))
+        raise UnknownFindingError(
+            f"unknown finding(s) in the training set: {listed}; the model knows: "
+            f"{', '.join(config.findings)}"
+        )
+    arrays = [_as_square_uint8(image, i, config.resolution) for i, (image, _) in enumerate(pairs)]
+    labels = [config.findings.index(finding) for _, finding in pairs]
+    images = torch.from_numpy(np.stack(arrays))[:, None]
+    return images, torch.tensor(labels, dtype=torch.long)
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from integers (splitmix-style)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & _MASK63
+
+
+class _EpochOrder:
+    """Sample index k of the whole run -> dataset index; a fresh permutation each epoch."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+        self._epoch, self._perm = -1, None
+
+    def indices(self, start: int, count: int) -> torch.Tensor:
+        out = []
+        for k in range(start, start + count):
+            epoch, pos = divmod(k, self.n)
+            if epoch != self._epoch:
+                g = torch.Generator().manual_seed(_mix(self.seed, 1, epoch))
+                self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
+            out.append(int(self._perm[pos]))
+        return torch.tensor(out, dtype=torch.long)
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Small random rotation (+-3 deg), scale (+-4 %) and shift (+-3 %); no flips."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(3)
+    scale = 1 + (torch.rand(n, generator=g) * 2 - 1) * 0.04
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.06  # grid units span 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    ).to(x.device)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def diffusion_loss(
+    unet: torch.nn.Module,
+    noise_scheduler,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+) -> torch.Tensor:
+    """MSE between the predicted and the true noise (x0 in [-1, 1])."""
+    noisy = noise_scheduler.add_noise(x0, noise, timesteps)
+    pred = unet(noisy, timesteps, class_labels=labels, return_dict=False)[0]
+    return F.mse_loss(pred.float(), noise.float())
+
+
+class EMA:
+    """Exponential moving average of a module's parameters, kept as a module (for sampling)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = True):
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.warmup, self.num_updates = decay, warmup, 0
+        self._ema = list(self.module.parameters())
+
+    def current_decay(self) -> float:
+        n = self.num_updates
+        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.num_updates += 1
+        weight = 1.0 - self.current_decay()
+        torch._foreach_lerp_(self._ema, [p.detach() for p in model.parameters()], weight)
+        for ema_buf, buf in zip(self.module.buffers(), model.buffers(), strict=True):
+            ema_buf.copy_(buf)
+
+
+# -------------------------------------------------------------------------- the model dir
+def _prepare_model_dir(
+    model_dir: Path, config: DDPMConfig, resume: bool
+) -> tuple[bool, Path | None]:
+    """(created here, checkpoint to resume from). Refuses folders of another kind or model."""
+    if not model_dir.exists():
+        return True, None
+    if not model_dir.is_dir():
+        raise TrainingError(f"{model_dir} exists and is not a folder")
+    marker_path = model_dir / ckpt.MARKER
+    if not marker_path.is_file():
+        if any(model_dir.iterdir()):
+            raise TrainingError(
+                f"{model_dir} is not empty and is not a ddpm model folder (no {ckpt.MARKER}); "
+                f"refusing to write into it"
+            )
+        return True, None  # an empty folder: ours to fill (and to empty again on failure)
+    marker = ckpt.read_json(marker_path, "ddpm model description")
+    if marker.get("kind") != KIND or marker.get("role") != "model":
+        raise TrainingError(f"{marker_path} does not describe a ddpm model folder")
+    saved = marker.get("model", {})
+    wanted = config.to_dict()
+    changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    if changed:
+        raise TrainingError(
+            f"{model_dir} holds a ddpm model with a different config ({', '.join(changed)} "
+            f"differ); train into a new folder"
+        )
+    ckpt.remove_stale_temporaries(model_dir)
+    latest = ckpt.latest_checkpoint(model_dir)
+    if latest is not None and not resume:
+        raise TrainingError(
+            f"{model_dir} already has checkpoints (latest {latest.name}); pass resume=True to "
+            f"continue training, or use a new folder"
+        )
+    return False, latest
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(ckpt._TMP_PREFIX + path.name)
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def _discard(model_dir: Path, keep_folder: bool) -> None:
+    """Remove what this run wrote into a folder that never got a checkpoint."""
+    if not keep_folder:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        return
+    for child in model_dir.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def init_unet(config: DDPMConfig, seed: int) -> torch.nn.Module:
+    """The freshly initialised UNet that `train` starts from for this seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_mix(seed, 0))
+        return build_unet(config)
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _all_finite(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def sample_grid(
+    ema_unet: torch.nn.Module,
+    config: DDPMConfig,
+    scheduler_config: dict,
+    training: TrainingConfig,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+) -> np.ndarray:
+    """Rows: findings; columns: seeds 0..grid_per_class-1; EMA weights."""
+    from .sampling import denoise, image_grid, initial_noise, make_scheduler, to_uint8
+
+    requests = [(c, s) for c in range(len(config.findings)) for s in range(training.grid_per_class)]
+    arrays: list[np.ndarray] = []
+    for start in range(0, len(requests), 16):
+        chunk = requests[start : start + 16]
+        noise, _ = initial_noise([s for _, s in chunk], config.resolution)
+        labels = torch.tensor([c for c, _ in chunk], dtype=torch.long, device=device)
+        x = denoise(
+            ema_unet,
+            make_scheduler(training.grid_scheduler, scheduler_config),
+            noise.to(device),
+            labels,
+            null_class=config.null_class,
+            steps=training.grid_steps,
+            guidance=training.grid_guidance,
+            autocast_dtype=autocast_dtype,
+        )
+        arrays.extend(to_uint8(x))
+    return image_grid(arrays, columns=training.grid_per_class)
+
+
+def _cancel_requested(cancel: Any) -> bool:
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return bool(cancel.is_set())
+    return bool(cancel())
+
+
+# ---------------------------------------------------------------------------- training
+def train(
+    dataset: Sequence[tuple[Any, str]],
+    config: DDPMConfig,
+    model_dir: str | os.PathLike,
+    training: TrainingConfig | None = None,
+    *,
+    device: str | None = None,
+    on_step: Callable[[int, int, float], Any] | None = None,
+    cancel: Any = None,
+    resume: bool = True,
+    save_on_cancel: bool = False,
+) -> TrainResult:
+    """Train (or resume training of) a ddpm model into `model_dir` for `training.steps` steps.
+
+    `dataset`: a sequence of (uint8 H x W square grayscale array, finding name); images not at
+    the model resolution are resized. `on_step(step, total, loss)` is called after every
+    optimizer step; returning False (or `cancel` firing: a callable returning True or an object
+    with ``is_set()``) stops training after that step, leaving the last checkpoint as it was
+    (with `save_on_cancel`, a checkpoint of the current step is written first). If `model_dir`
+    already holds checkpoints of the same model and `resume` is true, training continues from
+    the latest one. A folder created by this call is removed again if training stops before
+    its first checkpoint.
+    """
+    training = training or TrainingConfig()
+    dev = pick_device(device)
+    cuda_devices = (
+        [dev.index if dev.index is not None else torch.cuda.current_device()]
+        if dev.type == "cuda"
+        else []
+    )
+    with torch.random.fork_rng(devices=cuda_devices):
+        return _train(
+            dataset, config, Path(model_dir), training, dev, on_step, cancel, resume, save_on_cancel
+        )
+
+
+def _train(
+    dataset, config, model_dir, training, dev, on_step, cancel, resume, save_on_cancel
+) -> TrainResult:
+    training.validate()
+    config.validate()
+    if training.grid_steps:
+        from .sampling import SCHEDULERS
+
+        if training.grid_scheduler not in SCHEDULERS:
+            raise TrainingError(f"unknown grid_scheduler {training.grid_scheduler!r}")
+    images, labels = prepare_dataset(dataset, config)
+    existed = model_dir.is_dir()
+    created, resume_from = _prepare_model_dir(model_dir, config, resume)
+
+    autocast_dtype = (
+        torch.bfloat16
+        if training.mixed_precision and dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        else None
+    )
+    # global RNG (weight init, dropout) seeded from `seed`, without touching the caller's
+    torch.manual_seed(_mix(training.seed, 3))
+    unet = init_unet(config, training.seed).to(dev).train()
+    noise_scheduler = build_noise_scheduler(config)
+    scheduler_config = dict(noise_scheduler.config)
+    alphas = noise_scheduler.alphas_cumprod.to(dev)
+    noise_scheduler.alphas_cumprod = alphas  # add_noise moves it anyway; do it once
+    optimizer = torch.optim.AdamW(
+        unet.parameters(),
+        lr=training.lr,
+        betas=tuple(training.adam_betas),
+        weight_decay=training.weight_decay,
+    )
+    warmup = training.warmup_steps
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: min(1.0, (i + 1) / warmup) if warmup else 1.0
+    )
+    ema = EMA(unet, training.ema_decay, training.ema_warmup)
+
+    start_step = 0
+    last_checkpoint: Path | None = None
+    if resume_from is not None:
+        state = ckpt.load_training_state(resume_from)
+        unet.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.RAW_WEIGHTS))
+        ema.module.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.WEIGHTS))
+        optimizer.load_state_dict(state["optimizer"])
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
+        # hyper-parameters come from this call's config (identical values: an exact resume)
+        lr_scheduler.base_lrs = [training.lr for _ in optimizer.param_groups]
+        factor = lr_scheduler.lr_lambdas[0](lr_scheduler.last_epoch)
+        for group in optimizer.param_groups:
+            group.update(
+                initial_lr=training.lr,
+                lr=training.lr * factor,
+                betas=tuple(training.adam_betas),
+                weight_decay=training.weight_decay,
+            )
+        lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+        ema.num_updates = int(state["ema"]["num_updates"])
+        _set_rng_state(state["rng"])
+        start_step = int(state["step"])
+        last_checkpoint = resume_from
+        if start_step >= training.steps:
+            return TrainResult(model_dir, start_step, training.steps, False, resume_from, None)
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    _truncate_log(model_dir / ckpt.LOSS_LOG, start_step)  # drop rows past the checkpoint
+    if not (model_dir / ckpt.MARKER).is_file():
+        ckpt.write_json_atomic(model_dir / ckpt.MARKER, ckpt.model_marker(config))
+
+    def write_checkpoint(step: int) -> Path:
+        if not _all_finite(unet) or not _all_finite(ema.module):
+            raise NonFiniteLossError(
+                f"weights became NaN/inf by step {step}; not writing a checkpoint "
+                f"(lower the learning rate, currently {training.lr})"
+            )
+        grid = None
+        if training.grid_steps:
+            grid = sample_grid(ema.module, config, scheduler_config, training, dev, autocast_dtype)
+        state = {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_scheduler.state_dict(),
+            "ema": {"num_updates": ema.num_updates, "decay": ema.decay, "warmup": ema.warmup},
+            "rng": _rng_state(),
+        }
+        return ckpt.save_checkpoint(
+            model_dir,
+            step,
+            config=config,
+            unet_config=dict(unet.config),
+            scheduler_config=scheduler_config,
+            ema_weights=ema.module.state_dict(),
+            raw_weights=unet.state_dict(),
+            training_state=state,
+            training_config=training.to_dict(),
+            grid=grid,
+            keep=training.keep_checkpoints,
+        )
+
+    order = _EpochOrder(len(images), training.seed)
+    per_step = training.batch_size * training.grad_accum
+    total = training.steps
+    n_train = config.num_train_timesteps
+    log_path = model_dir / ckpt.LOSS_LOG
+    interval_losses: list[float] = []
+    last_loss: float | None = None
+    step = start_step
+    cancelled = False
+    checkpoint_step = start_step
+    began = time.monotonic()
+    try:
+        with open(log_path, "a") as log:
+            for step in range(start_step + 1, total + 1):
+                g = torch.Generator().manual_seed(_mix(training.seed, 2, step))
+                step_loss = 0.0
+                for micro in range(training.grad_accum):
+                    offset = (step - 1) * per_step + micro * training.batch_size
+                    idx = order.indices(offset, training.batch_size)
+                    x0 = images[idx].to(dev, torch.float32).div_(127.5).sub_(1.0)
+                    y = labels[idx]
+                    if training.label_dropout:
+                        drop = torch.rand(len(y), generator=g) < training.label_dropout
+                        y = torch.where(drop, torch.full_like(y, config.null_class), y)
+                    if training.augment:
+                        x0 = _augment(x0, g)
+                    noise = torch.randn(x0.shape, generator=g).to(dev)
+                    t = torch.randint(0, n_train, (len(y),), generator=g).to(dev)
+                    with torch.autocast(
+                        dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+                    ):
+                        loss = diffusion_loss(unet, noise_scheduler, x0, y.to(dev), noise, t)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        good = (
+                            f"the last good checkpoint ({last_checkpoint.name}) is kept"
+                            if last_checkpoint
+                            else "no checkpoint was written"
+                        )
+                        raise NonFiniteLossError(
+                            f"loss is {value} at step {step}; training stopped and {good}. "
+                            f"Lower the learning rate (currently {training.lr})."
+                        )
+                    (loss / training.grad_accum).backward()
+                    step_loss += value / training.grad_accum
+                if training.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(unet.parameters(), training.max_grad_norm)
+                step_lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                ema.update(unet)
+
+                last_loss = step_loss
+                interval_losses.append(step_loss)
+                if step % training.log_every == 0 or step == total:
+                    row = {
+                        "step": step,
+                        "loss": sum(interval_losses) / len(interval_losses),
+                        "lr": step_lr,  # the learning rate of this step
+                        "elapsed_s": round(time.monotonic() - began, 3),
+                    }
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                    interval_losses.clear()
+                if step % training.checkpoint_every == 0 or step == total:
+                    last_checkpoint, checkpoint_step = write_checkpoint(step), step
+                stop = on_step is not None and on_step(step, total, step_loss) is False
+                if stop or _cancel_requested(cancel):
+                    cancelled = True
+                    if save_on_cancel and checkpoint_step != step:
+                        last_checkpoint = write_checkpoint(step)
+                    break
+    except BaseException:
+        if created and ckpt.latest_checkpoint(model_dir) is None:
+            _discard(model_dir, existed)
+        else:
+            ckpt.remove_stale_temporaries(model_dir)
+        raise
+    if cancelled and created and last_checkpoint is None:
+        _discard(model_dir, existed)
+    return TrainResult(model_dir, step, total, cancelled, last_checkpoint, last_loss)
