@@ -1,6 +1,6 @@
 """Benchmark: every statistic of a 50-reader x 10,000-case study with 1,000 bootstrap resamples.
 
-    .venv/bin/python bench/statistics.py [--readers 50] [--cases 10000] [--bootstrap 1000]
+    .venv/bin/python bench/analysis_speed.py [--readers 50] [--cases 10000] [--bootstrap 1000]
 
 The spec's target is at most 10 s on the team's 2-core machine. A benchmark, not a test: it
 prints the figures and says whether the target is met (exit status 0 either way unless --strict).
