@@ -1,0 +1,48 @@
+"""Synthetic "X-ray-like" images for the evaluation tests: smooth blobs + noise, tiny and fast."""
+
+import numpy as np
+
+
+def xray_like(
+    n: int,
+    size: int = 64,
+    *,
+    seed: int = 0,
+    finding: str = "normal",
+    brightness: float = 0.0,
+    noise: float = 6.0,
+) -> np.ndarray:
+    """(n, size, size) uint8: dark surround, a bright chest with two darker lungs, random blobs.
+
+    ``finding="opacity"`` adds a bright patch in one lung; ``brightness`` is added (0-255 scale)
+    before clipping.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = np.empty((n, size, size), np.uint8)
+    for i in range(n):
+        cx, cy = 0.5 + rng.normal(0, 0.03), 0.52 + rng.normal(0, 0.03)
+        body = np.exp(-((((xx - cx) / 0.38) ** 2 + ((yy - cy) / 0.45) ** 2) ** 2))
+        img = 40 + 150 * body
+        for side in (-1, 1):
+            lx, ly = cx + side * rng.uniform(0.14, 0.19), cy - 0.03 + rng.normal(0, 0.02)
+            ax, ay = rng.uniform(0.09, 0.13), rng.uniform(0.2, 0.27)
+            img -= 70 * np.exp(-(((xx - lx) / ax) ** 2 + ((yy - ly) / ay) ** 2))
+        for _ in range(rng.integers(2, 5)):
+            bx, by, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.03, 0.08)
+            img += rng.uniform(-25, 25) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / r**2)
+        if finding == "opacity":
+            ox = cx + rng.choice([-1, 1]) * 0.16
+            img += 60 * np.exp(-((xx - ox) ** 2 + (yy - cy - 0.08) ** 2) / 0.07**2)
+        img += brightness + rng.normal(0, noise, img.shape)
+        out[i] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return out
+
+
+def labelled_pool(n: int, size: int = 64, *, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Half "normal", half "opacity", interleaved."""
+    normal = xray_like(n - n // 2, size, seed=seed, finding="normal")
+    opacity = xray_like(n // 2, size, seed=seed + 1000, finding="opacity")
+    images = np.empty((n, size, size), np.uint8)
+    images[0::2], images[1::2] = normal, opacity
+    return images, ["normal" if i % 2 == 0 else "opacity" for i in range(n)]
