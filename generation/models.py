@@ -1,5 +1,7 @@
 """Generators, their training runs and generation jobs; the images they made are pool images."""
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 
@@ -29,6 +31,10 @@ class Scheduler(models.TextChoices):
     EULER = "euler", "Euler"
 
 
+def sample_grid_upload_to(instance: "GeneratorModel", filename: str) -> str:
+    return f"generators/{instance.name}/samples-{secrets.token_hex(4)}.png"
+
+
 class GeneratorModel(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=GeneratorKind.choices)
@@ -39,6 +45,25 @@ class GeneratorModel(models.Model):
         max_length=500, blank=True, help_text="Stable Diffusion: a local diffusers folder."
     )
     config = models.JSONField(default=dict, blank=True)
+    # Filled in by training runs (the worker), so that any web server can show them without
+    # seeing the worker's disk.
+    trained_steps = models.PositiveIntegerField(
+        default=0, help_text="Step of the latest checkpoint."
+    )
+    checkpoints = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{step, path, weights_sha256, saved_at}], oldest first.",
+    )
+    loss_curve = models.JSONField(
+        default=list, blank=True, help_text="[[step, loss], ...] as logged during training."
+    )
+    sample_grid = models.FileField(
+        upload_to=sample_grid_upload_to,
+        max_length=255,
+        blank=True,
+        help_text="Sample grid of the latest checkpoint (rows: findings).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -73,6 +98,13 @@ class JobBase(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task (or command) that holds the job while it runs; a redelivered message has
+    # the same id, a duplicate message another one.
+    task_id = models.CharField(max_length=100, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    attempt_start_done = models.PositiveIntegerField(
+        default=0, help_text="Steps or images already done when the current attempt started."
+    )
 
     class Meta:
         abstract = True
@@ -139,5 +171,3 @@ class GeneratedImage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="generated_image_unique_slot")
         ]
-
-

@@ -1,9 +1,40 @@
 from django.urls import path
 
+from readerstudy.views import dashboard as results_dashboard
 from readerstudy.views import reading, staff
 
+# Reader URLs carry only a study's public id or a per-reading slot token: never an image id.
 urlpatterns = [
     path("", reading.home, name="home"),
-    path("staff/images/<str:public_id>/display.png", staff.image_display, name="staff-image-display"),
+    path("studies/<str:study_id>/", reading.study_detail, name="study-detail"),
+    path("studies/<str:study_id>/next/", reading.study_next, name="study-next"),
+    path("studies/<str:study_id>/done/", reading.study_done, name="study-done"),
+    path("read/<str:token>/", reading.case, name="reading-case"),
+    path("read/<str:token>/image.png", reading.image, name="reading-image"),
+    path("read/<str:token>/feedback/", reading.feedback, name="reading-feedback"),
+    path(
+        "staff/images/<str:public_id>/display.png", staff.image_display, name="staff-image-display"
+    ),
     path("staff/import/", staff.import_images, name="staff-import-images"),
+    # Results of a study (staff only): dashboard, CSV tables, zip of all tables, JSON.
+    path(
+        "staff/studies/<str:public_id>/results/",
+        results_dashboard.results_dashboard,
+        name="results-dashboard",
+    ),
+    path(
+        "staff/studies/<str:public_id>/results/statistics.json",
+        results_dashboard.results_json,
+        name="results-json",
+    ),
+    path(
+        "staff/studies/<str:public_id>/results/all.zip",
+        results_dashboard.results_zip,
+        name="results-zip",
+    ),
+    path(
+        "staff/studies/<str:public_id>/results/<str:table>.csv",
+        results_dashboard.results_csv,
+        name="results-csv",
+    ),
 ]

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "readerstudy",
     "generation",
+    "evaluation",
 ]
 
 MIDDLEWARE = [
@@ -144,7 +145,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport.
 REDIS_URL = env_url("REDIS_URL", {"redis", "rediss"})
-GPU_TASK_HARD_TIME_LIMIT = env_int("GPU_TASK_HARD_TIME_LIMIT", 24 * 3600, minimum=60)
+GPU_TASK_HARD_TIME_LIMIT = env_int("GPU_TASK_HARD_TIME_LIMIT", 24 * 3600, minimum=10)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # A task held by a dead worker comes back only after the visibility timeout;
@@ -178,3 +179,42 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# ----------------------------------------------------------------------------------------------
+# Generation jobs on the GPU queue (issue 6). Added by the generation-jobs work; keep together.
+# ----------------------------------------------------------------------------------------------
+# Soft limit 0.9 x hard: a job past it stops cleanly (keeping finished images / checkpoints) and
+# is marked failed. The solo pool does not enforce Celery time limits, so the task also checks
+# the soft limit itself between steps.
+GPU_TASK_SOFT_TIME_LIMIT = int(GPU_TASK_HARD_TIME_LIMIT * 0.9)
+if REDIS_URL:
+    # Sweep for messages of dead workers every few seconds (kombu's default is ~100 s), so a job
+    # whose worker was killed is redelivered soon after its visibility timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        unacked_restore_interval=env_int("CELERY_REDIS_RESTORE_INTERVAL_S", 5, minimum=1),
+        unacked_restore_throttle=1,
+        socket_connect_timeout=5,
+    )
+# A running job's worker writes a heartbeat this often (a background thread, independent of the
+# model code); a job silent for GENERATION_HEARTBEAT_STALE_S is taken over by a redelivered
+# message and may be cancelled from the admin at once.
+GENERATION_HEARTBEAT_INTERVAL_S = env_int("GENERATION_HEARTBEAT_INTERVAL_S", 5, minimum=1)
+GENERATION_HEARTBEAT_STALE_S = env_int("GENERATION_HEARTBEAT_STALE_S", 60, minimum=2)
+if GENERATION_HEARTBEAT_STALE_S <= GENERATION_HEARTBEAT_INTERVAL_S:
+    raise ImproperlyConfigured(
+        "GENERATION_HEARTBEAT_STALE_S must be longer than GENERATION_HEARTBEAT_INTERVAL_S"
+    )
+GENERATION_BROKER_CHECK_TIMEOUT_S = env_int("GENERATION_BROKER_CHECK_TIMEOUT_S", 3, minimum=1)
+GENERATION_MAX_COUNT = env_int("GENERATION_MAX_COUNT", 10_000, minimum=1)
+# "" picks CUDA, then MPS, then CPU; or name one ("cuda:1", "cpu").
+GENERATION_DEVICE = env_str("GENERATION_DEVICE", "")
+# Model folders are written under MODEL_ROOT on the worker's disk. With an object store for
+# media (STORAGE_S3_BUCKET), each checkpoint is also copied there and fetched by other workers.
+GENERATION_SHARE_MODELS = env_bool("GENERATION_SHARE_MODELS", bool(STORAGE_S3_BUCKET))
+# The hosted text-to-image API ("image-api" generators): off unless all three are set.
+IMAGE_API_BASE_URL = env_url("IMAGE_API_BASE_URL", {"http", "https"}) or ""
+IMAGE_API_KEY = env_str("IMAGE_API_KEY", "")
+IMAGE_API_MODEL = env_str("IMAGE_API_MODEL", "")
+IMAGE_API_SIZE = env_str("IMAGE_API_SIZE", "1024x1024")
+IMAGE_API_TIMEOUT_S = env_int("IMAGE_API_TIMEOUT_S", 120, minimum=1)
+IMAGE_API_MAX_RETRIES = env_int("IMAGE_API_MAX_RETRIES", 3, minimum=0)

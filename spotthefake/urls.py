@@ -21,5 +21,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("staff/generation/", include("generation.urls")),
     path("", include("readerstudy.urls")),
 ]

@@ -6,8 +6,14 @@ from django.db import models
 
 
 def new_public_id() -> str:
-    """Opaque, unguessable identifier: 128 random bits, URL-safe."""
-    return secrets.token_urlsafe(16)
+    """Opaque, unguessable identifier: 128 random bits, URL-safe.
+
+    Never starting with "-", so an id can be passed to a command as it is (not read as an option).
+    """
+    while True:
+        value = secrets.token_urlsafe(16)
+        if not value.startswith("-"):
+            return value
 
 
 def _random_name(prefix: str, extension: str) -> str:

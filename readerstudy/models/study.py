@@ -55,7 +55,9 @@ class Study(models.Model):
         "consistency.",
     )
     repeat_min_gap = models.PositiveSmallIntegerField(
-        default=5, help_text="A repeated case comes at least this many positions after its first showing."
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text="A repeated case comes at least this many positions after its first showing.",
     )
     seed = models.BigIntegerField(
         default=new_seed, help_text="Randomization seed; each reader's order derives from it."
@@ -86,6 +88,17 @@ class Study(models.Model):
     def is_open(self) -> bool:
         return self.status == StudyStatus.OPEN
 
+    @property
+    def is_draft(self) -> bool:
+        return self.status == StudyStatus.DRAFT
+
+    def has_drawn_orders(self) -> bool:
+        """Once any reader's order is stored, the set of cases and the order options are frozen."""
+        return ReadingSlot.objects.filter(assignment__study=self).exists()
+
+    def has_readings(self) -> bool:
+        return Reading.objects.filter(slot__assignment__study=self).exists()
+
 
 class StudyCase(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
@@ -110,6 +123,11 @@ class StudyCase(models.Model):
 
     def clean(self) -> None:
         if self.pk is None:
+            if self.study_id is not None and self.study.has_drawn_orders():
+                raise ValidationError(
+                    "Readers' orders are already drawn for this study: its cases are frozen. "
+                    "Create a new study to read other cases."
+                )
             return
         previous = StudyCase.objects.filter(pk=self.pk).values("image_id", "is_practice").first()
         if previous and self.has_readings():
@@ -130,6 +148,9 @@ class Assignment(models.Model):
     )
     assigned_at = models.DateTimeField(auto_now_add=True)
     order_drawn_at = models.DateTimeField(null=True, blank=True)
+    order_algorithm = models.CharField(
+        max_length=40, blank=True, help_text="The procedure that drew the stored order."
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -149,8 +170,10 @@ class ReadingSlot(models.Model):
     """
 
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="slots")
-    case = models.ForeignKey(StudyCase, on_delete=models.PROTECT, related_name="slots")
-    position = models.PositiveIntegerField()
+    # RESTRICT: a case cannot be removed from a drawn order, but deleting a whole study
+    # that has no readings (which deletes the orders too) is allowed.
+    case = models.ForeignKey(StudyCase, on_delete=models.RESTRICT, related_name="slots")
+    position = models.PositiveIntegerField(help_text="1-based; practice cases come first.")
     showing = models.PositiveSmallIntegerField(default=1, help_text="1 first showing, 2 repeat.")
     is_practice = models.BooleanField(default=False)
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)

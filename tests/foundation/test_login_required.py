@@ -1,13 +1,23 @@
 """Every page but login needs an account; readers never reach the admin or staff pages."""
 
+import re
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 PUBLIC = {"login", "healthz"}
 
 
+def example_value(converter) -> str:
+    """A value the converter accepts: its first alternative, or a digit or a word."""
+    regex = converter.regex
+    if re.fullmatch(r"[\w|-]+", regex):
+        return regex.split("|")[0]
+    return "1" if re.fullmatch(regex, "1") else "abc"
+
+
 def concrete_urls() -> list[tuple[str, str]]:
-    """(name, example path) for every named route outside the admin, with dummy arguments."""
+    """(name, example path) for every named route outside the admin, with example arguments."""
     found = []
 
     def walk(patterns, prefix=""):
@@ -18,12 +28,14 @@ def concrete_urls() -> list[tuple[str, str]]:
                 walk(pattern.url_patterns, prefix + str(pattern.pattern))
             elif isinstance(pattern, URLPattern) and pattern.name:
                 route = prefix + str(pattern.pattern)
-                for converter in ("<str:", "<slug:", "<int:", "<uuid:", "<path:"):
-                    while converter in route:
-                        start = route.index(converter)
-                        end = route.index(">", start)
-                        value = "1" if converter == "<int:" else "abc"
-                        route = route[:start] + value + route[end + 1 :]
+                converters = {**getattr(pattern.pattern, "converters", {})}
+                route = re.sub(
+                    r"<(?:(\w+):)?(\w+)>",
+                    lambda match: example_value(converters[match.group(2)])
+                    if match.group(2) in converters
+                    else "abc",
+                    route,
+                )
                 found.append((pattern.name, "/" + route.lstrip("^").rstrip("$")))
 
     walk(get_resolver().url_patterns)

@@ -1,0 +1,35 @@
+"""A study's cases changed: audit it again once the change is committed."""
+
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from readerstudy.models import StudyCase
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue_audit(study_pk: int) -> None:
+    """On commit; a broker that is down is logged, never an error: opening audits anyway."""
+    from evaluation.tasks import audit_study_blinding
+
+    def publish() -> None:
+        try:
+            audit_study_blinding.delay(study_pk=study_pk)
+        except Exception:
+            logger.exception("could not enqueue the blinding audit of study %s", study_pk)
+
+    transaction.on_commit(publish)
+
+
+@receiver(post_save, sender=StudyCase, dispatch_uid="evaluation-audit-on-case-save")
+def _case_saved(sender, instance: StudyCase, raw=False, **kwargs) -> None:
+    if not raw:
+        _enqueue_audit(instance.study_id)
+
+
+@receiver(post_delete, sender=StudyCase, dispatch_uid="evaluation-audit-on-case-delete")
+def _case_deleted(sender, instance: StudyCase, **kwargs) -> None:
+    _enqueue_audit(instance.study_id)

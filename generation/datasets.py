@@ -1,0 +1,123 @@
+"""Training data from the pool: the display derivatives of REAL images, as uint8 arrays.
+
+The display derivative is what readers see, so a generator trained on it learns exactly the
+picture its outputs will be compared with (same size, same grey mapping, same crop).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image as PILImage
+
+from generation.models import GeneratorKind, GeneratorModel
+from readerstudy.models import Image, Truth
+
+
+class DatasetError(ValueError):
+    """The pool cannot provide a training set for this model; the message says why."""
+
+
+def training_images(modality: str, findings: list[str] | None = None):
+    """Real pool images of `modality` whose finding is one of `findings` (any finding if empty)."""
+    queryset = Image.objects.filter(truth=Truth.REAL, modality=modality).order_by("id")
+    if findings:
+        wanted = {f.lower() for f in findings}
+        ids = [
+            pk
+            for pk, finding in queryset.values_list("id", "finding")
+            if (finding or "").lower() in wanted
+        ]
+        queryset = queryset.filter(id__in=ids)
+    return queryset
+
+
+def _describe(modality: str, findings: list[str] | None) -> str:
+    which = f" with finding {', '.join(findings)}" if findings else ""
+    return f"real {modality} images{which}"
+
+
+def pool_findings(modality: str) -> list[str]:
+    """The findings of the real images of `modality` in the pool, sorted (blank ones left out)."""
+    values = (
+        Image.objects.filter(truth=Truth.REAL, modality=modality)
+        .exclude(finding="")
+        .values_list("finding", flat=True)
+        .distinct()
+    )
+    return sorted({v.lower() for v in values})
+
+
+def resolve_findings(generator: GeneratorModel) -> list[str]:
+    """The class labels to train on: the model's own, else every finding in the pool."""
+    findings = (generator.config or {}).get("findings") or generator.findings or []
+    return [str(f) for f in findings] or pool_findings(generator.modality)
+
+
+def check_training_set(generator: GeneratorModel) -> int:
+    """Number of training images for `generator`; DatasetError if there are none."""
+    if generator.kind == GeneratorKind.IMAGE_API:
+        return 0
+    findings = resolve_findings(generator)
+    if generator.kind == GeneratorKind.DDPM and not findings:
+        raise DatasetError(
+            f"the training set is empty: the pool has no real {generator.modality} images with "
+            f"a finding (a ddpm model learns one class per finding). Import some first "
+            f"(manage.py import_images --truth real --finding ...)."
+        )
+    count = training_images(generator.modality, findings).count()
+    if not count:
+        raise DatasetError(
+            f"the training set is empty: no {_describe(generator.modality, findings)} in the "
+            f"pool. Import some first (manage.py import_images --truth real ...)."
+        )
+    return count
+
+
+def _decode(image: Image, resolution: int | None) -> np.ndarray:
+    try:
+        with image.display.open("rb") as handle:
+            data = handle.read()
+        with PILImage.open(io.BytesIO(data)) as picture:
+            picture = picture.convert("L")
+            if resolution and picture.size != (resolution, resolution):
+                resample = (
+                    PILImage.Resampling.LANCZOS
+                    if picture.size[0] > resolution
+                    else PILImage.Resampling.BICUBIC
+                )
+                picture = picture.resize((resolution, resolution), resample)
+            return np.asarray(picture, dtype=np.uint8).copy()
+    except (OSError, ValueError) as error:
+        raise DatasetError(
+            f"cannot read the display image of pool image {image.public_id}: {error}"
+        ) from None
+
+
+def load_training_set(
+    generator: GeneratorModel,
+    *,
+    resolution: int | None = None,
+    label: Callable[[Image], str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[np.ndarray, str]]:
+    """[(uint8 H x W array, label)] for the real pool images that train `generator`.
+
+    The label is the image's finding spelled as in the model's finding list (ddpm), or whatever
+    `label(image)` returns (a prompt, for Stable Diffusion). Images are resized to `resolution`
+    here so that a large pool does not sit in memory at display size.
+    """
+    check_training_set(generator)
+    findings = resolve_findings(generator)
+    canonical = {f.lower(): f for f in findings}
+    images = list(training_images(generator.modality, findings))
+    items = []
+    for number, image in enumerate(images, start=1):
+        array = _decode(image, resolution)
+        text = label(image) if label else canonical.get(image.finding.lower(), image.finding)
+        items.append((array, text))
+        if progress is not None:
+            progress(number, len(images))
+    return items

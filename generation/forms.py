@@ -1,0 +1,401 @@
+"""The staff forms that launch training runs and generation jobs.
+
+Each form checks everything a researcher can get wrong before anything is written or
+enqueued: unknown findings, a resolution the UNet cannot take, a missing Stable Diffusion
+folder, a prompt for a class-conditional model. The views then call the services.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db.models import Exists, OuterRef, QuerySet
+
+from generation.models import GeneratorKind, GeneratorModel, JobStatus, Scheduler, TrainingRun
+from readerstudy.models import Image, Modality, ReadingSlot, Study, StudyStatus, Truth
+
+TRAINABLE_KINDS = [
+    (GeneratorKind.DDPM.value, GeneratorKind.DDPM.label),
+    (GeneratorKind.STABLE_DIFFUSION.value, GeneratorKind.STABLE_DIFFUSION.label),
+]
+TEXT_KINDS = (GeneratorKind.STABLE_DIFFUSION, GeneratorKind.IMAGE_API)
+MIN_RESOLUTION = 64
+MAX_RESOLUTION = 512
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+# the ddpm engine's presets (generation.engine.ddpm.PRESETS), named here without importing torch
+DDPM_PRESETS = [
+    ("small", "small: about 7M parameters, 64 × 64 on a CPU"),
+    ("base", "base: about 73M parameters, 128 or 256 on a GPU"),
+    ("tiny", "tiny: a few channels, for trying the pipeline only"),
+]
+
+
+def parse_findings(raw: str) -> list[str]:
+    """'normal, pneumonia,normal' -> ['normal', 'pneumonia']: order kept, blanks and repeats dropped."""
+    findings: list[str] = []
+    for part in raw.split(","):
+        name = part.strip()
+        if name and name not in findings:
+            findings.append(name)
+    return findings
+
+
+def real_findings(modality: str) -> dict[str, str]:
+    """lower-cased finding -> its spelling in the pool, for the real images of this modality.
+
+    Findings match without regard to case, as the training set is chosen (generation.datasets).
+    """
+    spellings: dict[str, str] = {}
+    values = (
+        Image.objects.filter(truth=Truth.REAL, modality=modality)
+        .exclude(finding="")
+        .order_by("finding")
+        .values_list("finding", flat=True)
+        .distinct()
+    )
+    for finding in values:
+        spellings.setdefault(finding.lower(), finding)
+    return spellings
+
+
+def model_findings(generator: GeneratorModel) -> list[str]:
+    """The class labels a ddpm model was trained on (its folder's list once it has one)."""
+    return [str(f) for f in (generator.config or {}).get("findings") or generator.findings or []]
+
+
+def eligible_studies() -> QuerySet[Study]:
+    """Studies images may still be added to: drafts whose readers' orders are not drawn."""
+    drawn = ReadingSlot.objects.filter(assignment__study=OuterRef("pk"))
+    return Study.objects.filter(status=StudyStatus.DRAFT).filter(~Exists(drawn)).order_by("title")
+
+
+def has_checkpoint(generator: GeneratorModel) -> bool:
+    """A ddpm model can sample once its first checkpoint is written.
+
+    Workers record checkpoints on the model row (any web server sees them); a folder on this
+    machine's disk counts too (a model trained with the command on the same machine).
+    """
+    if generator.checkpoints or generator.trained_steps:
+        return True
+    from generation.engine.checkpoints import latest_checkpoint
+
+    return latest_checkpoint(generator.folder) is not None
+
+
+class TrainForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=TRAINABLE_KINDS,
+        initial=GeneratorKind.DDPM,
+        error_messages={
+            "invalid_choice": "“%(value)s” cannot be trained here: choose pixel diffusion (ddpm) "
+            "or Stable Diffusion. A hosted image API is not trainable; use it from Generate."
+        },
+    )
+    name = forms.SlugField(
+        max_length=100,
+        widget=forms.TextInput(attrs={"list": "generator-names", "autocomplete": "off"}),
+        help_text="Letters, digits, - and _. A new name makes a new model; the name of an "
+        "existing model continues its training from the last checkpoint.",
+    )
+    modality = forms.ChoiceField(choices=Modality.choices, initial=Modality.CXR)
+    findings = forms.CharField(
+        max_length=1000,
+        help_text="Comma-separated class labels, e.g. normal, pneumonia. Each must label real "
+        "images of this modality in the pool; those images are the training set.",
+    )
+    resolution = forms.IntegerField(
+        min_value=MIN_RESOLUTION,
+        max_value=MAX_RESOLUTION,
+        initial=64,
+        help_text="Pixels per side: 64, 128, 256 or 512.",
+    )
+    steps = forms.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        initial=2000,
+        label="Train to step",
+        help_text="A model already trained to 1000 steps and asked for 1500 trains 500 more.",
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
+    learning_rate = forms.FloatField(
+        min_value=1e-7,
+        max_value=1.0,
+        initial=2e-4,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Typical: 2e-4 for pixel diffusion, 1e-4 for Stable Diffusion LoRA.",
+    )
+    preset = forms.ChoiceField(
+        choices=DDPM_PRESETS,
+        initial="small",
+        required=False,
+        label="Network size",
+        help_text="Pixel diffusion only. Fixed once the model has a checkpoint.",
+    )
+    base_checkpoint = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Base checkpoint folder",
+        help_text="Stable Diffusion only: a diffusers-format folder on the workers' shared disk.",
+    )
+    lora_rank = forms.IntegerField(
+        min_value=1,
+        max_value=256,
+        initial=8,
+        required=False,
+        label="LoRA rank",
+        help_text="Stable Diffusion only.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.existing: GeneratorModel | None = None
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        self.existing = GeneratorModel.objects.filter(name=name).first()
+        return name
+
+    def clean_resolution(self) -> int:
+        resolution = self.cleaned_data["resolution"]
+        if resolution & (resolution - 1):
+            raise forms.ValidationError(
+                f"{resolution} is not a power of two: choose 64, 128, 256 or 512."
+            )
+        return resolution
+
+    def clean_findings(self) -> list[str]:
+        findings = parse_findings(self.cleaned_data["findings"])
+        if not findings:
+            raise forms.ValidationError("Name at least one finding, e.g. normal.")
+        return findings
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        kind = data.get("kind")
+        modality = data.get("modality")
+        if modality and data.get("findings"):
+            self._check_findings_in_pool(modality, data["findings"])
+        if kind == GeneratorKind.STABLE_DIFFUSION:
+            self._check_base_checkpoint(data.get("base_checkpoint", "").strip())
+            if data.get("lora_rank") is None and "lora_rank" not in self.errors:
+                self.add_error("lora_rank", "Stable Diffusion fine-tuning needs a LoRA rank.")
+        if kind and self.existing is not None:
+            self._check_existing(self.existing, data)
+        return data
+
+    def _check_findings_in_pool(self, modality: str, findings: list[str]) -> None:
+        known = real_findings(modality)
+        unknown = [finding for finding in findings if finding.lower() not in known]
+        if unknown:
+            label = Modality(modality).label.lower()
+            listed = ", ".join(f"“{name}”" for name in unknown)
+            available = ", ".join(known.values()) if known else "none yet; import real images first"
+            self.add_error(
+                "findings",
+                f"No real {label} images labelled {listed} in the pool. "
+                f"Findings with real {label} images: {available}.",
+            )
+            return
+        self.cleaned_data["findings"] = list(dict.fromkeys(known[f.lower()] for f in findings))
+
+    def _check_base_checkpoint(self, folder: str) -> None:
+        if not folder:
+            self.add_error("base_checkpoint", "Stable Diffusion needs a base checkpoint folder.")
+            return
+        from generation.engine.stable_diffusion import CheckpointError, check_checkpoint
+
+        try:
+            check_checkpoint(folder, hash_weights=False)
+        except CheckpointError as error:
+            self.add_error("base_checkpoint", str(error))
+        else:
+            self.cleaned_data["base_checkpoint"] = str(Path(folder).expanduser())
+
+    def _check_existing(self, generator: GeneratorModel, data: dict[str, Any]) -> None:
+        """Training an existing model continues it: it must be the same model."""
+        if generator.kind != data["kind"]:
+            self.add_error(
+                "name",
+                f"“{generator.name}” is a {generator.get_kind_display()} model; choose a new name "
+                f"to train a different kind.",
+            )
+            return
+        fixed = {
+            "modality": (generator.modality, data.get("modality")),
+            "findings": (model_findings(generator), data.get("findings")),
+            "resolution": (generator.resolution, data.get("resolution")),
+        }
+        if generator.kind == GeneratorKind.STABLE_DIFFUSION:
+            fixed["base checkpoint"] = (generator.base_checkpoint, data.get("base_checkpoint"))
+        changed = [name for name, (old, new) in fixed.items() if new is not None and old != new]
+        if changed:
+            self.add_error(
+                "name",
+                f"“{generator.name}” was trained with another {', '.join(changed)}; training it "
+                f"again continues the same model. Choose a new name for a different model.",
+            )
+        if TrainingRun.objects.filter(generator=generator, status__in=ACTIVE).exists():
+            self.add_error(
+                "name", f"“{generator.name}” already has a training run queued or running."
+            )
+
+    # --- what the view hands to the services ------------------------------------------
+
+    def generator(self, user) -> GeneratorModel:
+        """The model to train: the existing one, or a new row (inside the view's transaction)."""
+        if self.existing is not None:
+            return self.existing
+        data = self.cleaned_data
+        return GeneratorModel.objects.create(
+            name=data["name"],
+            kind=data["kind"],
+            modality=data["modality"],
+            findings=data["findings"],
+            resolution=data["resolution"],
+            base_checkpoint=data["base_checkpoint"]
+            if data["kind"] == GeneratorKind.STABLE_DIFFUSION
+            else "",
+            created_by=user,
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The run's settings, named as `generation.tasks` reads them."""
+        data = self.cleaned_data
+        params: dict[str, Any] = {"batch_size": data["batch_size"], "lr": data["learning_rate"]}
+        if data["kind"] == GeneratorKind.STABLE_DIFFUSION:
+            params["lora_rank"] = data["lora_rank"]
+        else:
+            params["preset"] = data.get("preset") or "small"
+        return params
+
+
+class GenerateForm(forms.Form):
+    generator = forms.ModelChoiceField(
+        queryset=GeneratorModel.objects.order_by("name"), label="Model", empty_label=None
+    )
+    count = forms.IntegerField(min_value=1, initial=16, label="Images")
+    finding = forms.CharField(
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "finding-names", "autocomplete": "off"}),
+        help_text="Pixel diffusion: the class to draw (one of the model's findings). Text "
+        "models: the label the images get, and the prompt if none is given.",
+    )
+    prompt = forms.CharField(
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Text models only (Stable Diffusion, image API).",
+    )
+    negative_prompt = forms.CharField(
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Stable Diffusion only.",
+    )
+    scheduler = forms.ChoiceField(choices=Scheduler.choices, initial=Scheduler.DDIM)
+    steps = forms.IntegerField(min_value=1, max_value=1000, initial=50, label="Sampling steps")
+    guidance = forms.FloatField(
+        min_value=0.0,
+        max_value=30.0,
+        initial=2.0,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Classifier-free guidance scale.",
+    )
+    seed = forms.IntegerField(
+        min_value=0, max_value=2**62, initial=0, help_text="Image k gets seed + k."
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=256, initial=8)
+    study = forms.ModelChoiceField(
+        queryset=Study.objects.none(),
+        required=False,
+        empty_label="None: only add the images to the pool",
+        help_text="Only draft studies whose readers' orders are not drawn yet.",
+    )
+    keep_study_balance = forms.BooleanField(
+        required=False,
+        label="Keep the study's real/synthetic balance",
+        help_text="Also add as many real pool images (same modality and finding) to the study.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["study"].queryset = eligible_studies()
+        count = self.fields["count"]
+        count.max_value = settings.GENERATION_MAX_COUNT
+        count.validators.append(MaxValueValidator(settings.GENERATION_MAX_COUNT))
+        count.widget.attrs["max"] = settings.GENERATION_MAX_COUNT
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in ("finding", "prompt", "negative_prompt"):
+            if name in data:
+                data[name] = data[name].strip()
+        generator: GeneratorModel | None = data.get("generator")
+        if generator is not None:
+            if generator.kind == GeneratorKind.DDPM:
+                self._check_class_conditional(generator, data)
+            else:
+                self._check_text_model(generator, data)
+        if data.get("keep_study_balance") and not data.get("study"):
+            self.add_error("keep_study_balance", "Choose a study to keep the balance of.")
+        return data
+
+    def _check_class_conditional(self, generator: GeneratorModel, data: dict[str, Any]) -> None:
+        if data.get("prompt"):
+            self.add_error(
+                "prompt",
+                f"“{generator.name}” is a class-conditional pixel diffusion model: it takes a "
+                f"finding, not a prompt.",
+            )
+        if data.get("negative_prompt"):
+            self.add_error("negative_prompt", "Pixel diffusion models take no negative prompt.")
+        finding = data.get("finding", "")
+        findings = model_findings(generator)
+        known = ", ".join(findings) or "none"
+        matches = [name for name in findings if name.lower() == finding.lower()]
+        if not finding:
+            self.add_error(
+                "finding", f"Choose the finding to draw; “{generator.name}” knows: {known}."
+            )
+        elif not matches:
+            self.add_error(
+                "finding", f"“{generator.name}” was not trained on “{finding}”; it knows: {known}."
+            )
+        else:
+            data["finding"] = matches[0]
+        if not has_checkpoint(generator):
+            self.add_error(
+                "generator",
+                f"“{generator.name}” has no checkpoint yet: wait for its training run to write one.",
+            )
+
+    def _check_text_model(self, generator: GeneratorModel, data: dict[str, Any]) -> None:
+        if not data.get("prompt") and not data.get("finding"):
+            self.add_error("prompt", "Give a prompt, or a finding to build one from.")
+        if generator.kind == GeneratorKind.IMAGE_API and data.get("negative_prompt"):
+            self.add_error("negative_prompt", "The image API takes no negative prompt.")
+
+    def job_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            name: data[name]
+            for name in (
+                "generator",
+                "count",
+                "finding",
+                "prompt",
+                "negative_prompt",
+                "scheduler",
+                "steps",
+                "guidance",
+                "seed",
+                "batch_size",
+                "study",
+                "keep_study_balance",
+            )
+        }

@@ -1,0 +1,592 @@
+"""The researchers' generation pages: a model's page, Train, Generate, the jobs and each job.
+
+Staff only, and dressed as the admin (every template extends ``admin/base_site.html``).
+Reading pages never touch the broker: only launching, cancelling and retrying call the
+services, and a broker that is down comes back as a message on the page.
+
+A job's status block is one partial (``partials/job_status.html``) that re-fetches itself
+every two seconds while the job is queued or running; the copy rendered for a finished job
+carries no trigger, so polling stops by itself. Without JavaScript the pages are plain
+pages and the Cancel / Retry forms post and redirect (303).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db import transaction
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from evaluation.pages import latest_evaluation
+from generation import services
+from generation.forms import GenerateForm, TrainForm, model_findings
+from generation.models import (
+    GenerationJob,
+    GeneratorKind,
+    GeneratorModel,
+    JobBase,
+    JobStatus,
+    TrainingRun,
+)
+from generation.plots import loss_curve_svg, read_loss_log, thin_points
+from readerstudy.models import Image
+
+CANCELLABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+POLL_EVERY = "2s"
+JOBS_PER_PAGE = 25
+IMAGES_PER_PAGE = 24
+PAGE_CACHE_CONTROL = "private, no-store"
+
+
+# --- lookups: one per kind; each checks the permission and joins what its pages show ---------
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+def _get_generator_for_user(request: HttpRequest, pk: int) -> GeneratorModel:
+    _require(request, "generation.view_generatormodel")
+    return get_object_or_404(GeneratorModel.objects.select_related("created_by"), pk=pk)
+
+
+def _get_training_run_for_user(request: HttpRequest, pk: int, action: str = "view") -> TrainingRun:
+    _require(request, f"generation.{action}_trainingrun")
+    return get_object_or_404(TrainingRun.objects.select_related("generator", "created_by"), pk=pk)
+
+
+def _get_generation_job_for_user(
+    request: HttpRequest, pk: int, action: str = "view"
+) -> GenerationJob:
+    _require(request, f"generation.{action}_generationjob")
+    return get_object_or_404(
+        GenerationJob.objects.select_related("generator", "study", "created_by"), pk=pk
+    )
+
+
+def _get_job_for_user(request: HttpRequest, kind: str, pk: int, action: str = "view") -> JobBase:
+    if kind == "training":
+        return _get_training_run_for_user(request, pk, action)
+    return _get_generation_job_for_user(request, pk, action)
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _page(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = PAGE_CACHE_CONTROL
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _see_other(url: str) -> HttpResponse:
+    return _page(HttpResponseRedirect(url, status=303))
+
+
+def _is_partial(request: HttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _admin_context(request: HttpRequest, title: str) -> dict:
+    return {
+        **admin.site.each_context(request),
+        "title": title,
+        "opts": GeneratorModel._meta,
+    }
+
+
+def job_url(kind: str, job: JobBase) -> str:
+    return reverse("generation-job", args=[kind, job.pk])
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _duration(job: JobBase, now: datetime) -> str:
+    if job.started_at is None:
+        return ""
+    end = job.finished_at or now
+    return _format_seconds((end - job.started_at).total_seconds())
+
+
+def _sentence(message: str) -> str:
+    """The services' messages start in lower case; on a page they are sentences."""
+    return message[:1].upper() + message[1:]
+
+
+def _paginate(request: HttpRequest, items, per_page: int, param: str = "page") -> Page:
+    return Paginator(items, per_page).get_page(request.GET.get(param))
+
+
+# --- a model's page ------------------------------------------------------------------------
+#
+# Workers record a model's checkpoints, loss curve and latest sample grid on its row (so any
+# web server can show them); the model folder, where this machine can see it, adds the weights'
+# sizes and every checkpoint's own grid, and stands in for the row when it is still empty
+# (a model trained with the command on this machine).
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    saved_at: datetime | None
+    weights_bytes: int | None
+    has_grid: bool
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    checkpoints: list[tuple[int, Path]]
+    weights: str
+    marker: str
+    grid: str | None
+    loss_log: Path | None
+
+
+def _folder_layout(generator: GeneratorModel) -> FolderLayout:
+    """Where the engine of this kind keeps checkpoints, weights, grids and the loss log."""
+    folder = generator.folder
+    if generator.kind == GeneratorKind.DDPM:
+        from generation.engine import checkpoints as ckpt
+
+        return FolderLayout(
+            ckpt.list_checkpoints(folder),
+            ckpt.WEIGHTS,
+            ckpt.MARKER,
+            ckpt.SAMPLE_GRID,
+            folder / ckpt.LOSS_LOG,
+        )
+    if generator.kind == GeneratorKind.STABLE_DIFFUSION:
+        from generation.engine import stable_diffusion as sd
+
+        return FolderLayout(
+            _numbered_folders(folder, sd.CHECKPOINT_PREFIX),
+            sd.LORA_WEIGHT_NAME,
+            sd.TRAINING_INFO_NAME,
+            None,
+            folder / sd.LOSS_LOG_NAME,
+        )
+    return FolderLayout([], "", "", None, None)
+
+
+def _numbered_folders(folder: Path, prefix: str) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = []
+    for child in folder.iterdir():
+        number = child.name[len(prefix) :]
+        if child.name.startswith(prefix) and number.isdigit() and child.is_dir():
+            found.append((int(number), child))
+    return sorted(found)
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _checkpoints(generator: GeneratorModel, layout: FolderLayout) -> list[Checkpoint]:
+    """Newest first: the recorded checkpoints and those in the folder, by step."""
+    on_disk = dict(layout.checkpoints)
+    recorded = {}
+    for entry in generator.checkpoints or []:
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+            recorded[entry["step"]] = entry
+    rows = []
+    for step in sorted(set(on_disk) | set(recorded), reverse=True):
+        folder = on_disk.get(step)
+        weights = _stat(folder / layout.weights) if folder else None
+        saved_at = parse_datetime(str(recorded.get(step, {}).get("saved_at") or ""))
+        if saved_at is None and folder is not None and (marker := _stat(folder / layout.marker)):
+            saved_at = datetime.fromtimestamp(marker.st_mtime, tz=UTC)
+        rows.append(
+            Checkpoint(
+                step=step,
+                saved_at=saved_at,
+                weights_bytes=weights.st_size if weights else None,
+                has_grid=bool(folder and layout.grid and (folder / layout.grid).is_file()),
+            )
+        )
+    return rows
+
+
+def _loss_points(generator: GeneratorModel, layout: FolderLayout) -> list[tuple[int, float]]:
+    points = []
+    for row in generator.loss_curve or []:
+        try:
+            step, loss = int(row[0]), float(row[1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+        points.append((step, loss))
+    if points:
+        return thin_points(points)
+    return read_loss_log(layout.loss_log) if layout.loss_log else []
+
+
+def _config_rows(generator: GeneratorModel) -> list[tuple[str, str]]:
+    rows = [
+        ("Kind", generator.get_kind_display()),
+        ("Modality", generator.get_modality_display()),
+        ("Findings", ", ".join(str(f) for f in generator.findings) or "—"),
+        ("Resolution", f"{generator.resolution} × {generator.resolution}"),
+    ]
+    if generator.base_checkpoint:
+        rows.append(("Base checkpoint", generator.base_checkpoint))
+    rows.append(("Folder", str(generator.folder)))
+    for key, value in sorted((generator.config or {}).items()):
+        rows.append((str(key), json.dumps(value) if isinstance(value, dict | list) else str(value)))
+    return rows
+
+
+@require_GET
+@staff_member_required
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    generator = _get_generator_for_user(request, pk)
+    layout = _folder_layout(generator)
+    checkpoints = _checkpoints(generator, layout)
+    grid_step = next((c.step for c in checkpoints if c.has_grid), None)
+    images = Image.objects.filter(generated_by__job__generator=generator).order_by(
+        "-created_at", "-id"
+    )
+    context = {
+        **_admin_context(request, f"Model “{generator.name}”"),
+        "generator": generator,
+        "config_rows": _config_rows(generator),
+        "checkpoints": checkpoints,
+        "has_grid": bool(generator.sample_grid) or grid_step is not None,
+        "grid_step": grid_step,
+        "loss_svg": loss_curve_svg(
+            _loss_points(generator, layout), title=f"Training loss of {generator.name}"
+        ),
+        "runs": generator.runs.order_by("-created_at", "-id")[:10],
+        "jobs": generator.jobs.order_by("-created_at", "-id")[:10],
+        "images": _paginate(request, images, IMAGES_PER_PAGE),
+        "quality": latest_evaluation(generator=generator),  # evaluation app
+    }
+    return _page(render(request, "generation/model.html", context))
+
+
+def _png(opened) -> FileResponse:
+    response = FileResponse(opened, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@require_GET
+@staff_member_required
+def model_samples(request: HttpRequest, pk: int) -> FileResponse:
+    """The latest sample grid: the one workers recorded, else the newest in the folder."""
+    generator = _get_generator_for_user(request, pk)
+    if generator.sample_grid:
+        try:
+            return _png(generator.sample_grid.open("rb"))
+        except OSError:
+            pass  # recorded but gone from storage: fall back to the folder
+    layout = _folder_layout(generator)
+    for step, _ in reversed(layout.checkpoints):
+        if grid := _grid_file(layout, step):
+            return _png(grid.open("rb"))
+    raise Http404("This model has no sample grid yet.")
+
+
+@require_GET
+@staff_member_required
+def checkpoint_samples(request: HttpRequest, pk: int, step: int) -> FileResponse:
+    """One checkpoint's sample grid, from the model folder."""
+    generator = _get_generator_for_user(request, pk)
+    grid = _grid_file(_folder_layout(generator), step)
+    if grid is None:
+        raise Http404("No sample grid for this checkpoint.")
+    return _png(grid.open("rb"))
+
+
+def _grid_file(layout: FolderLayout, step: int) -> Path | None:
+    """The grid of checkpoint `step`, if it exists inside MODEL_ROOT.
+
+    The URL carries only integers: the folder is one the engine lists for this model, and the
+    resolved file must still lie inside MODEL_ROOT (no symlink leads anywhere else).
+    """
+    folder = dict(layout.checkpoints).get(step)
+    if folder is None or layout.grid is None:
+        return None
+    grid = (folder / layout.grid).resolve()
+    if not grid.is_relative_to(Path(settings.MODEL_ROOT).resolve()) or not grid.is_file():
+        return None
+    return grid
+
+
+# --- launching -------------------------------------------------------------------------------
+
+
+def _train_initial(request: HttpRequest) -> dict:
+    raw = request.GET.get("model", "")
+    generator = GeneratorModel.objects.filter(pk=raw).first() if raw.isdigit() else None
+    if generator is None:
+        return {}
+    return {
+        "kind": generator.kind,
+        "name": generator.name,
+        "modality": generator.modality,
+        "findings": ", ".join(model_findings(generator)),
+        "resolution": generator.resolution,
+        "base_checkpoint": generator.base_checkpoint,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@staff_member_required
+def train(request: HttpRequest) -> HttpResponse:
+    _require(request, "generation.add_trainingrun")
+    form = TrainForm(request.POST or None, initial=_train_initial(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():  # a broker that is down leaves no model and no run
+                run = services.start_training(
+                    generator=form.generator(request.user),
+                    total_steps=form.cleaned_data["steps"],
+                    params=form.params(),
+                    user=request.user,
+                )
+        except (services.BrokerUnavailable, services.InvalidJob) as error:
+            form.add_error(None, _sentence(str(error)))
+        else:
+            messages.success(request, f"Training run for “{run.generator}” queued.")
+            return _see_other(job_url("training", run))
+    context = {
+        **_admin_context(request, "Train a model"),
+        "form": form,
+        "existing_names": GeneratorModel.objects.exclude(kind=GeneratorKind.IMAGE_API)
+        .order_by("name")
+        .values_list("name", flat=True),
+    }
+    return _page(render(request, "generation/train.html", context))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_member_required
+def generate(request: HttpRequest) -> HttpResponse:
+    _require(request, "generation.add_generationjob")
+    initial = (
+        {"generator": request.GET.get("model")} if request.GET.get("model", "").isdigit() else {}
+    )
+    form = GenerateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                job = services.start_generation(**form.job_kwargs(), user=request.user)
+        except (services.BrokerUnavailable, services.InvalidJob) as error:
+            form.add_error(None, _sentence(str(error)))
+        else:
+            messages.success(request, f"Generation job for “{job.generator}” queued.")
+            return _see_other(job_url("generation", job))
+    findings = GeneratorModel.objects.values_list("findings", flat=True)
+    context = {
+        **_admin_context(request, "Generate images"),
+        "form": form,
+        "known_findings": sorted({str(f) for listed in findings for f in listed or []}),
+    }
+    return _page(render(request, "generation/generate.html", context))
+
+
+# --- the jobs ----------------------------------------------------------------------------------
+
+
+def _list_progress(job: JobBase, done: int, total: int) -> dict:
+    """The progress bar of a list row, from the row itself (no query per row)."""
+    done = min(done, total) if total else done
+    percent = (
+        100.0 if job.status == JobStatus.SUCCEEDED else (100.0 * done / total if total else 0.0)
+    )
+    latest_loss = getattr(job, "latest_loss", None)
+    return {
+        "status": job.status,
+        "done": done,
+        "total": total,
+        "percent": percent,
+        "latest_loss": latest_loss,
+    }
+
+
+def _page_links(request: HttpRequest, page: Page, param: str) -> dict[str, str]:
+    """Newer / older links of one list that keep the other list's page."""
+    links = {}
+    for name, number in (
+        ("newer", page.previous_page_number() if page.has_previous() else None),
+        ("older", page.next_page_number() if page.has_next() else None),
+    ):
+        if number is not None:
+            query = request.GET.copy()
+            query[param] = str(number)
+            links[name] = f"?{query.urlencode()}"
+    return links
+
+
+@require_GET
+@staff_member_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    _require(request, "generation.view_trainingrun")
+    _require(request, "generation.view_generationjob")
+    runs = _paginate(
+        request,
+        TrainingRun.objects.select_related("generator").order_by("-created_at", "-id"),
+        JOBS_PER_PAGE,
+        "runs",
+    )
+    jobs = _paginate(
+        request,
+        GenerationJob.objects.select_related("generator")
+        .annotate(outputs_done=Count("outputs"))
+        .order_by("-created_at", "-id"),
+        JOBS_PER_PAGE,
+        "jobs",
+    )
+    run_rows = [
+        {
+            "job": run,
+            "url": job_url("training", run),
+            "progress": _list_progress(run, run.step, run.total_steps),
+        }
+        for run in runs
+    ]
+    job_rows = [
+        {
+            "job": job,
+            "url": job_url("generation", job),
+            "progress": _list_progress(job, job.outputs_done, job.count),
+        }
+        for job in jobs
+    ]
+    context = {
+        **_admin_context(request, "Training runs and generation jobs"),
+        "runs": runs,
+        "jobs": jobs,
+        "run_rows": run_rows,
+        "job_rows": job_rows,
+        "run_links": _page_links(request, runs, "runs"),
+        "job_links": _page_links(request, jobs, "jobs"),
+        "polling": any(not row["job"].is_finished for row in run_rows + job_rows),
+        "poll_every": "5s",
+    }
+    template = (
+        "generation/partials/job_tables.html" if _is_partial(request) else "generation/jobs.html"
+    )
+    return _page(render(request, template, context))
+
+
+def _job_context(kind: str, job: JobBase, notice: str = "", notice_ok: bool = True) -> dict:
+    progress = services.progress(job)
+    return {
+        "job": job,
+        "kind": kind,
+        "progress": progress,
+        "eta": "" if progress.get("is_finished") else _format_seconds(progress.get("eta_s")),
+        "duration": _duration(job, timezone.now()),
+        "can_cancel": job.status in CANCELLABLE and not job.cancel_requested,
+        "can_retry": job.status in RETRYABLE,
+        "job_url": job_url(kind, job),
+        "status_url": reverse("generation-job-status", args=[kind, job.pk]),
+        "cancel_url": reverse("generation-job-cancel", args=[kind, job.pk]),
+        "retry_url": reverse("generation-job-retry", args=[kind, job.pk]),
+        "poll_every": POLL_EVERY,
+        "notice": notice,
+        "notice_ok": notice_ok,
+    }
+
+
+@require_GET
+@staff_member_required
+def job_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, kind, pk)
+    context = {
+        **_admin_context(
+            request, f"{'Training run' if kind == 'training' else 'Generation job'} #{job.pk}"
+        ),
+        **_job_context(kind, job),
+    }
+    if kind == "generation":
+        outputs = job.outputs.select_related("image").order_by("-index")[:IMAGES_PER_PAGE]
+        context["outputs"] = outputs
+        context["quality"] = latest_evaluation(job=job)  # evaluation app
+    return _page(render(request, "generation/job.html", context))
+
+
+@require_GET
+@staff_member_required
+def job_status(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """The self-polling status block; a plain browser visit gets the whole page instead."""
+    job = _get_job_for_user(request, kind, pk)
+    if not _is_partial(request):
+        return _see_other(job_url(kind, job))
+    return _render_status(request, kind, job)
+
+
+def _render_status(
+    request: HttpRequest, kind: str, job: JobBase, notice: str = "", notice_ok: bool = True
+) -> HttpResponse:
+    context = _job_context(kind, job, notice, notice_ok)
+    return _page(render(request, "generation/partials/job_status.html", context))
+
+
+def _after_action(
+    request: HttpRequest, kind: str, job: JobBase, notice: str, ok: bool
+) -> HttpResponse:
+    """htmx: the refreshed status block with the notice in it; otherwise back to the page."""
+    if _is_partial(request):
+        job.refresh_from_db()
+        return _render_status(request, kind, job, notice, ok)
+    messages.add_message(request, messages.SUCCESS if ok else messages.ERROR, notice)
+    return _see_other(job_url(kind, job))
+
+
+@require_POST
+@staff_member_required
+def job_cancel(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, kind, pk, "change")
+    if job.status not in CANCELLABLE:
+        status = job.get_status_display().lower()
+        return _after_action(request, kind, job, f"This job is {status}: nothing to cancel.", False)
+    services.request_cancel(job)
+    notice = "Cancel requested: the worker stops after the current step and keeps what is done."
+    return _after_action(request, kind, job, notice, True)
+
+
+@require_POST
+@staff_member_required
+def job_retry(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, kind, pk, "change")
+    if job.status not in RETRYABLE:
+        status = job.get_status_display().lower()
+        notice = f"This job is {status}: only failed or cancelled jobs can be retried."
+        return _after_action(request, kind, job, notice, False)
+    try:
+        with transaction.atomic():
+            services.retry(job)
+    except (services.BrokerUnavailable, services.InvalidJob) as error:
+        return _after_action(request, kind, job, _sentence(str(error)), False)
+    notice = "Retry queued: it continues from what is already done."
+    return _after_action(request, kind, job, notice, True)

@@ -1,0 +1,345 @@
+"""The research admin: studies with their cases and readers, and the image pool.
+
+A study is edited freely while it is a draft. Opening it (button or list action) checks
+the refusal rules and draws every reader's order; from then on its cases and the options
+that shape orders are read-only, and readers added later get their order on save.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from readerstudy.admin_actions import export_readings_csv
+from readerstudy.forms import CaseRuleForm
+from readerstudy.models import Assignment, Image, Study, StudyCase, StudyStatus
+from readerstudy.services.studies import (
+    CaseRule,
+    StudyRefused,
+    add_cases_by_rule,
+    close_study,
+    draw_missing_orders,
+    open_study,
+)
+
+FROZEN_ONCE_DRAWN = (
+    "seed",
+    "confidence_scale",
+    "allow_revisions",
+    "repeat_fraction",
+    "repeat_min_gap",
+)
+
+
+def thumbnail(image: Image | None, size: int = 64) -> str:
+    if image is None or not image.public_id:
+        return "—"
+    url = reverse("staff-image-display", args=[image.public_id])
+    return format_html(
+        '<img src="{}" width="{}" height="{}" alt="" loading="lazy">', url, size, size
+    )
+
+
+class StudyCaseInline(admin.TabularInline):
+    model = StudyCase
+    extra = 0
+    raw_id_fields = ["image"]
+    fields = ["preview", "image", "truth", "finding", "is_practice"]
+    readonly_fields = ["preview", "truth", "finding"]
+    verbose_name_plural = "cases (frozen once the study opens)"
+
+    @admin.display(description="Image")
+    def preview(self, case: StudyCase) -> str:
+        return thumbnail(case.image if case.image_id else None, 48)
+
+    @admin.display(description="Truth")
+    def truth(self, case: StudyCase) -> str:
+        return case.image.get_truth_display() if case.image_id else "—"
+
+    @admin.display(description="Finding")
+    def finding(self, case: StudyCase) -> str:
+        return case.image.finding if case.image_id else "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("image")
+
+    def _editable(self, obj: Study | None) -> bool:
+        return obj is None or (obj.status == StudyStatus.DRAFT and not obj.has_drawn_orders())
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+class AssignmentInline(admin.TabularInline):
+    model = Assignment
+    extra = 0
+    raw_id_fields = ["reader"]
+    fields = ["reader", "progress", "order_drawn_at", "completed_at"]
+    readonly_fields = ["progress", "order_drawn_at", "completed_at"]
+    verbose_name_plural = "readers (an order is drawn for each when the study is open)"
+
+    @admin.display(description="Answered")
+    def progress(self, assignment: Assignment) -> str:
+        if assignment.pk is None or assignment.order_drawn_at is None:
+            return "—"
+        total = assignment.slots.count()
+        answered = assignment.slots.filter(reading__isnull=False).count()
+        return f"{answered} of {total}"
+
+    def has_add_permission(self, request, obj=None):
+        closed = obj is not None and obj.status == StudyStatus.CLOSED
+        return not closed and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        # A reader is never swapped for another: remove (if no readings) and add instead.
+        return obj is None or obj.status == StudyStatus.DRAFT
+
+    def has_delete_permission(self, request, obj=None):
+        # Readings are protected: the admin refuses to remove a reader who has any.
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["title", "status", "case_count", "reader_count", "opened_at", "closed_at"]
+    list_filter = ["status"]
+    search_fields = ["title", "public_id"]
+    inlines = [StudyCaseInline, AssignmentInline]
+    actions = ["open_selected", "close_selected", export_readings_csv]
+    change_form_template = "admin/readerstudy/study/change_form.html"
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["title", "instructions", "status", "public_id"],
+                "description": "While the study is a draft, cases and readers can change "
+                "freely and no reader has an order yet. Opening it draws and stores every "
+                "assigned reader's order; from then on the cases and the options that shape "
+                "the orders are frozen, and a reader added later gets an order over exactly "
+                "the same cases. To read other cases, create a new study.",
+            },
+        ),
+        (
+            "Options (fixed once orders are drawn)",
+            {
+                "fields": [
+                    "confidence_scale",
+                    "allow_revisions",
+                    "repeat_fraction",
+                    "repeat_min_gap",
+                    "seed",
+                ]
+            },
+        ),
+        ("History", {"fields": ["created_by", "created_at", "opened_at", "closed_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_cases=Count("cases", filter=Q(cases__is_practice=False), distinct=True),
+                n_readers=Count("assignments", distinct=True),
+            )
+        )
+
+    @admin.display(description="Cases", ordering="n_cases")
+    def case_count(self, study: Study) -> int:
+        return study.n_cases
+
+    @admin.display(description="Readers", ordering="n_readers")
+    def reader_count(self, study: Study) -> int:
+        return study.n_readers
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["status", "public_id", "created_by", "created_at", "opened_at", "closed_at"]
+        if obj is not None and (obj.status != StudyStatus.DRAFT or obj.has_drawn_orders()):
+            fields += FROZEN_ONCE_DRAWN
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        study = form.instance
+        if study.status == StudyStatus.OPEN:
+            try:
+                drawn = draw_missing_orders(study)
+            except StudyRefused as refusal:
+                self.message_user(request, refusal.message, messages.ERROR)
+            else:
+                if drawn:
+                    self.message_user(
+                        request, f"Drew and stored the order of {drawn} new reader(s)."
+                    )
+
+    # --- open / close -----------------------------------------------------------------
+
+    def _run(self, request: HttpRequest, study: Study, operation, done: str) -> bool:
+        try:
+            result = operation(study)
+        except StudyRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return False
+        suffix = f" ({result} reader order(s) drawn)" if isinstance(result, int) and result else ""
+        self.message_user(request, f"“{study}” {done}{suffix}.", messages.SUCCESS)
+        return True
+
+    @admin.action(description="Open selected studies (draws each reader's order)")
+    def open_selected(self, request, queryset):
+        for study in queryset:
+            self._run(request, study, open_study, "is open")
+
+    @admin.action(description="Close selected studies")
+    def close_selected(self, request, queryset):
+        for study in queryset:
+            self._run(request, study, close_study, "is closed")
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/open/",
+                self.admin_site.admin_view(self.open_view),
+                name="readerstudy_study_open",
+            ),
+            path(
+                "<int:pk>/close/",
+                self.admin_site.admin_view(self.close_view),
+                name="readerstudy_study_close",
+            ),
+            path(
+                "<int:pk>/add-cases/",
+                self.admin_site.admin_view(self.add_cases_view),
+                name="readerstudy_study_add_cases",
+            ),
+            path(  # evaluation app: acknowledge the blinding audit's blocking cues
+                "<int:pk>/acknowledge-audit/",
+                self.admin_site.admin_view(self.acknowledge_audit_view),
+                name="readerstudy_study_acknowledge_audit",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def acknowledge_audit_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """POST note=...: the researcher accepts the current blinding audit's blocking cues."""
+        from evaluation.services import acknowledge_audit, ensure_current_audit
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        study = self._study_for_change(request, pk)
+        audit = ensure_current_audit(study)
+        try:
+            acknowledge_audit(audit, request.user, request.POST.get("note", ""))
+        except ValueError as error:
+            self.message_user(request, f"Not acknowledged: {error}.", messages.ERROR)
+        else:
+            self.message_user(
+                request, f"Blinding audit of “{study}” acknowledged.", messages.SUCCESS
+            )
+        return self._back(study)
+
+    def _study_for_change(self, request: HttpRequest, pk: int) -> Study:
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        return study
+
+    def _back(self, study: Study) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:readerstudy_study_change", args=[study.pk]))
+
+    def open_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._post_operation(request, pk, open_study, "is open")
+
+    def close_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._post_operation(request, pk, close_study, "is closed")
+
+    def _post_operation(self, request, pk, operation, done) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        study = self._study_for_change(request, pk)
+        self._run(request, study, operation, done)
+        return self._back(study)
+
+    def add_cases_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        study = self._study_for_change(request, pk)
+        editable = study.status == StudyStatus.DRAFT and not study.has_drawn_orders()
+        form = CaseRuleForm(request.POST or None)
+        if editable and request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            rule = CaseRule(
+                n_real=data["n_real"],
+                n_synthetic=data["n_synthetic"],
+                n_practice=data["n_practice"],
+                modality=data["modality"],
+                finding=data["finding"],
+            )
+            try:
+                added = add_cases_by_rule(study, rule)
+            except StudyRefused as refusal:
+                form.add_error(None, refusal.message)
+            else:
+                self.message_user(
+                    request, f"Added {len(added)} case(s) to “{study}”.", messages.SUCCESS
+                )
+                return self._back(study)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": f"Add cases to “{study}”",
+            "form": form,
+            "editable": editable,
+        }
+        return render(request, "admin/readerstudy/study/add_cases.html", context)
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["preview", "public_id", "truth", "modality", "finding", "source", "created_at"]
+    list_filter = ["truth", "modality", "finding", "source"]
+    search_fields = ["public_id", "sha256", "source", "finding"]
+    readonly_fields = [
+        "preview_large",
+        "public_id",
+        "sha256",
+        "frame_index",
+        "original",
+        "original_format",
+        "original_width",
+        "original_height",
+        "display",
+        "provenance",
+        "created_at",
+        "updated_at",
+    ]
+    fields = ["preview_large", "truth", "modality", "finding", "source", *readonly_fields[1:]]
+
+    @admin.display(description="Image")
+    def preview(self, image: Image) -> str:
+        return thumbnail(image)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        if obj is not None and obj.study_cases.exists():
+            fields += ["truth", "modality"]  # would silently change a study's truth
+        return fields
+
+    def has_add_permission(self, request):
+        return False  # images enter the pool through the import page and command
+
+    @admin.display(description="Display derivative")
+    def preview_large(self, image: Image) -> str:
+        return thumbnail(image, 256)

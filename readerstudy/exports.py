@@ -1,0 +1,529 @@
+"""CSV exports of a study, streamed row by row so memory stays flat at any size.
+
+Each table is a generator of rows (lists of strings); `stream_csv` turns one into CSV
+lines for a StreamingHttpResponse or a file. `TABLES` names every table (the management
+command, the dashboard and the admin action share it); the columns are listed in
+`docs/results.md`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+
+from readerstudy.models import Answer, Image, Reading, Study, StudyCase, Truth
+from readerstudy.results import checkpoint_label, generator_kind, prompt_or_class
+
+CHUNK = 5000
+
+GENERATOR_COLUMNS = [
+    "generator_kind", "generator_model", "generator_checkpoint", "generator_job", "generator_seed",
+    "generator_prompt_or_class", "generator_sampler", "generator_steps", "generator_guidance",
+]
+
+READINGS_HEADER = [
+    "study", "reader", "position", "image_public_id", "truth", "modality", "finding", "source",
+    *GENERATOR_COLUMNS,
+    "answer", "confidence",
+    "fake_score (+confidence fake, 0 unsure, -confidence real; +1/0/-1 without confidence)",
+    "is_practice", "is_repeat", "served_at", "answered_at", "seconds_on_case (server)",
+    "client_ms", "revisions", "comment",
+]
+
+CASES_HEADER = [
+    "study", "image_public_id", "truth", "modality", "finding", "source", "generator_model",
+    "is_practice", "readings", "answered_real", "answered_unsure", "answered_fake",
+    "share_fake (fake answers / readings, first showings)",
+]
+
+IMRMC_HEADER = ["readerID", "caseID", "modalityID", "score"]
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    public_id: str
+    truth: str
+    modality: str
+    finding: str
+    source: str
+    generator: tuple[str, ...]
+
+
+def generator_fields(provenance: dict, truth: str) -> tuple[str, ...]:
+    """The generator columns of an image (`GENERATOR_COLUMNS`), empty for real images.
+
+    Reads the generation engine's provenance keys: `generator` (or the older `kind`), `model`,
+    `checkpoint` / `base_checkpoint` with `weights_sha256` and `lora_sha256`, `job`, `seed`,
+    `prompt` / `class` / `finding`, `scheduler`, `steps`, `guidance`.
+    """
+    if truth != Truth.SYNTHETIC:
+        return ("",) * len(GENERATOR_COLUMNS)
+    provenance = provenance if isinstance(provenance, dict) else {}
+    return tuple(
+        "" if value is None else str(value)
+        for value in (
+            generator_kind(provenance),
+            provenance.get("model", ""),
+            checkpoint_label(provenance),
+            provenance.get("job", ""),
+            provenance.get("seed", ""),
+            prompt_or_class(provenance),
+            provenance.get("scheduler", ""),
+            provenance.get("steps", ""),
+            provenance.get("guidance", ""),
+        )
+    )
+
+
+def image_facts(study: Study) -> dict[int, ImageFacts]:
+    """Facts for each case image, read once: one row per case, not per reading."""
+    rows = Image.objects.filter(study_cases__study=study).values_list(
+        "id", "public_id", "truth", "modality", "finding", "source", "provenance"
+    )
+    return {
+        pk: ImageFacts(public_id, truth, modality, finding, source, generator_fields(prov or {}, truth))
+        for pk, public_id, truth, modality, finding, source, prov in rows
+    }
+
+
+def fake_score(answer: str, confidence: int | None) -> int:
+    weight = confidence if confidence else 1
+    return {Answer.FAKE: weight, Answer.UNSURE: 0, Answer.REAL: -weight}[answer]
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def readings_rows(study: Study) -> Iterator[list]:
+    facts = image_facts(study)
+    yield READINGS_HEADER
+    readings = (
+        Reading.objects.filter(slot__assignment__study=study)
+        .order_by("slot__assignment__reader__username", "slot__position")
+        .values_list(
+            "slot__assignment__reader__username", "slot__position", "slot__case__image_id",
+            "answer", "confidence", "slot__is_practice", "slot__showing", "served_at",
+            "answered_at", "client_ms", "revision_count", "comment",
+        )
+    )
+    for (reader, position, image_id, answer, confidence, practice, showing, served, answered,
+         client_ms, revisions, comment) in readings.iterator(chunk_size=CHUNK):
+        image = facts[image_id]
+        yield [
+            study.public_id, reader, position, image.public_id, image.truth, image.modality,
+            image.finding, image.source, *image.generator, answer,
+            "" if confidence is None else confidence, fake_score(answer, confidence),
+            int(practice), int(showing > 1), _iso(served), _iso(answered),
+            f"{(answered - served).total_seconds():.3f}", "" if client_ms is None else client_ms,
+            revisions, comment,
+        ]
+
+
+def cases_rows(study: Study) -> Iterator[list]:
+    facts = image_facts(study)
+    first = Q(slots__showing=1, slots__reading__isnull=False)
+    cases = (
+        StudyCase.objects.filter(study=study)
+        .order_by("id")
+        .annotate(
+            n=Count("slots__reading", filter=first),
+            n_real=Count("slots__reading", filter=first & Q(slots__reading__answer=Answer.REAL)),
+            n_unsure=Count("slots__reading", filter=first & Q(slots__reading__answer=Answer.UNSURE)),
+            n_fake=Count("slots__reading", filter=first & Q(slots__reading__answer=Answer.FAKE)),
+        )
+        .values_list("image_id", "is_practice", "n", "n_real", "n_unsure", "n_fake")
+    )
+    yield CASES_HEADER
+    for image_id, practice, n, n_real, n_unsure, n_fake in cases.iterator(chunk_size=CHUNK):
+        image = facts[image_id]
+        share = f"{n_fake / n:.4f}" if n else ""
+        yield [
+            study.public_id, image.public_id, image.truth, image.modality, image.finding,
+            image.source, image.generator[1], int(practice), n, n_real, n_unsure, n_fake, share,
+        ]
+
+
+def imrmc_rows(study: Study) -> Iterator[list]:
+    """iMRMC / RJafroc long format: reader rows scored by fake_score, plus one truth row per case.
+
+    Practice cases and repeat showings are left out; the truth row has readerID and
+    modalityID "truth" and score 1 for synthetic (the positive class), 0 for real.
+    """
+    facts = image_facts(study)
+    modality_id = f"study-{study.public_id}"
+    yield IMRMC_HEADER
+    for case in StudyCase.objects.filter(study=study, is_practice=False).order_by("id").values_list(
+        "image_id", flat=True
+    ):
+        image = facts[case]
+        yield ["truth", image.public_id, "truth", int(image.truth == Truth.SYNTHETIC)]
+    readings = (
+        Reading.objects.filter(
+            slot__assignment__study=study, slot__is_practice=False, slot__showing=1
+        )
+        .order_by("slot__assignment__reader__username", "slot__position")
+        .values_list("slot__assignment__reader__username", "slot__case__image_id", "answer",
+                     "confidence")
+    )
+    for reader, image_id, answer, confidence in readings.iterator(chunk_size=CHUNK):
+        yield [reader, facts[image_id].public_id, modality_id, fake_score(answer, confidence)]
+
+
+class _Line:
+    """A file-like object whose write() returns the line, for csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def stream_csv(rows: Iterable[list]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    for row in rows:
+        yield writer.writerow(row)
+
+
+def write_csv(rows: Iterable[list], handle: io.TextIOBase) -> int:
+    count = 0
+    for line in stream_csv(rows):
+        handle.write(line)
+        count += 1
+    return count
+
+
+# ------------------------------------------------------------------ tables from the analysis
+#
+# These come from `StudyAnalysis` (computed once per export, small: one row per reader,
+# statistic, pair or group), so they stream from memory. Definitions sit in the headers of the
+# columns where they matter; every estimate has its 95% interval, its n and a note that says
+# "not defined: <reason>" instead of a number when the data cannot give one.
+
+ITD = "ITD: unsure counts as wrong"
+COMMITTED = "SECONDARY: committed (real/fake) answers only, flatters readers who say unsure"
+
+#: (column stem, path in a reader's JSON, header with the definition)
+READER_FIGURES = [
+    ("accuracy", ("accuracy",),
+     f"accuracy (correct / all read; {ITD}; 95% Wilson)"),
+    ("sensitivity", ("sensitivity",),
+     f"sensitivity (fakes answered fake / fakes read; positive class fake; {ITD}; 95% Wilson)"),
+    ("specificity", ("specificity",),
+     f"specificity (reals answered real / reals read; {ITD}; 95% Wilson)"),
+    ("committed_accuracy", ("committed", "accuracy"),
+     f"committed_accuracy (correct / real or fake answers; {COMMITTED}; 95% Wilson)"),
+    ("committed_sensitivity", ("committed", "sensitivity"),
+     (f"committed_sensitivity (fakes answered fake / fakes answered real or fake; {COMMITTED}; "
+     "95% Wilson)")),
+    ("committed_specificity", ("committed", "specificity"),
+     (f"committed_specificity (reals answered real / reals answered real or fake; {COMMITTED}; "
+     "95% Wilson)")),
+    ("unsure_rate", ("committed", "unsure_rate"),
+     "unsure_rate (unsure / all read; 95% Wilson)"),
+    ("auc", ("auc",),
+     ("auc (of the fake-score +confidence fake, 0 unsure, -confidence real; Mann-Whitney, "
+     "ties 1/2; 95% DeLong)")),
+    ("intra_reader_kappa", ("intra", "kappa"),
+     ("intra_reader_kappa (Cohen's kappa, first vs repeat showing, real/unsure/fake; "
+     "95% asymptotic)")),
+    ("intra_reader_agreement", ("intra", "percent_agreement"),
+     "intra_reader_agreement (repeats answered as the first time / repeats; 95% Wilson)"),
+]
+
+TABLE_CELLS = [
+    "fake_answered_real", "fake_answered_unsure", "fake_answered_fake",
+    "real_answered_real", "real_answered_unsure", "real_answered_fake",
+]
+
+READERS_HEADER = [
+    "study", "reader", "n_readings (first showings, practice excluded)", "n_fake", "n_real",
+    *TABLE_CELLS, "n_repeat_pairs",
+]
+for _stem, _path, _header in READER_FIGURES:
+    READERS_HEADER += [_header, f"{_stem}_ci_low", f"{_stem}_ci_high", f"{_stem}_n",
+                       f"{_stem}_note"]
+
+AGREEMENT_HEADER = [
+    "statistic", "subset", "estimate", "ci_low", "ci_high", "n_cases", "n_readers", "note",
+    "method", "se", "definition",
+]
+
+AGREEMENT_STATISTICS = [
+    ("fleiss_kappa", "Fleiss' kappa over the cases read by every reader"),
+    ("krippendorff_alpha", "Krippendorff's alpha, nominal, missing readings allowed"),
+    ("gwet_ac1", "Gwet's AC1, missing readings allowed (q = 3 categories, 2 when committed)"),
+    ("percent_agreement", "mean pairwise agreement over cases with at least two readings"),
+    ("mean_pairwise_cohen_kappa", "mean of the defined pairwise Cohen's kappas (Light's kappa)"),
+]
+
+SUBSETS = {
+    "all": ("agreement", "all answers; unsure is a third category"),
+    "committed": ("agreement_committed", "SECONDARY: committed answers only, unsure as missing"),
+}
+
+READER_AVERAGED_HEADER = [
+    "statistic", "subset", "estimate", "ci_low", "ci_high", "n_readers", "note", "method",
+    "se", "definition",
+]
+
+PAIRWISE_KAPPA_HEADER = [
+    "subset", "reader_a", "reader_b", "n_cases (read by both)", "estimate (Cohen's kappa)",
+    "ci_low", "ci_high", "se (asymptotic)", "note",
+]
+
+GROUPS_HEADER = [
+    "grouping", "group", "truth", "measure", "n_cases", "n_readings", "answered_real",
+    "answered_unsure", "answered_fake",
+    ("rate (synthetic: fooling rate = answered real / readings; real: answered fake / readings; "
+    "first showings; 95% Wilson)"),
+    "rate_ci_low", "rate_ci_high", "unsure_rate (unsure / readings; 95% Wilson)",
+    "unsure_rate_ci_low", "unsure_rate_ci_high", "note",
+]
+
+ROC_POINTS_HEADER = [
+    "reader", "point", "threshold (call fake when fake-score >= threshold; empty: none)",
+    "fpr (1 - specificity)", "tpr (sensitivity)",
+]
+
+
+def _num(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back as the same float: lossless
+    return str(value)
+
+
+def slot_note(slot: dict) -> str:
+    """The note of an estimate slot, or "not defined: <reason>"."""
+    if slot["not_defined"]:
+        return f"not defined: {slot['not_defined']}"
+    return slot["note"] or ""
+
+
+def _slot_cells(slot: dict) -> list[str]:
+    return [_num(slot["estimate"]), _num(slot["ci_low"]), _num(slot["ci_high"]), _num(slot["n"]),
+            slot_note(slot)]
+
+
+def _dig(data: dict, path: tuple[str, ...]) -> dict:
+    for key in path:
+        data = data[key]
+    return data
+
+
+def readers_rows(study: Study, analysis=None) -> Iterator[list]:
+    payload = _payload(study, analysis)
+    aucs = {r["reader"]: r["auc"] for r in payload["roc"]["readers"]}
+    intra = {r["reader"]: r for r in payload["intra_reader"]["readers"]}
+    yield READERS_HEADER
+    for reader in payload["readers"]:
+        name = reader["reader"]
+        figures = {**reader, "auc": aucs[name], "intra": intra[name]}
+        row = [study.public_id, name, reader["n_readings"], reader["n_fake"], reader["n_real"],
+               *(reader["table"][cell] for cell in TABLE_CELLS), intra[name]["n_pairs"]]
+        for _stem, path, _header in READER_FIGURES:
+            row += _slot_cells(_dig(figures, path))
+        yield row
+
+
+def _committed_readers(payload: dict) -> int:
+    t = [r["table"] for r in payload["readers"]]
+    return sum(
+        1 for c in t
+        if c["fake_answered_real"] + c["fake_answered_fake"] + c["real_answered_real"]
+        + c["real_answered_fake"] > 0
+    )
+
+
+def agreement_rows(study: Study, analysis=None) -> Iterator[list]:
+    payload = _payload(study, analysis)
+    readers = {
+        "all": payload["summary"]["n_readers_with_readings"],
+        "committed": _committed_readers(payload),
+    }
+    yield AGREEMENT_HEADER
+    for subset, (key, subset_definition) in SUBSETS.items():
+        block = payload[key]
+        for statistic, definition in AGREEMENT_STATISTICS:
+            slot = block[statistic]
+            pairs = statistic == "mean_pairwise_cohen_kappa"
+            n_cases = "" if pairs or slot["n"] is None else slot["n"]
+            note = slot_note(slot)
+            if pairs and slot["n"] is not None:
+                note = f"over {slot['n']} reader pair(s); {note}".rstrip("; ")
+            yield [statistic, subset, _num(slot["estimate"]), _num(slot["ci_low"]),
+                   _num(slot["ci_high"]), n_cases, readers[subset], note, slot["method"] or "",
+                   _num(slot["se"]), f"{definition}; {subset_definition}"]
+
+
+def reader_averaged_rows(study: Study, analysis=None) -> Iterator[list]:
+    payload = _payload(study, analysis)
+    averaged = payload["reader_averaged"]
+    roc = payload["roc"]
+    yield READER_AVERAGED_HEADER
+    rows = [
+        ("accuracy", "primary", averaged["accuracy"], f"mean of readers' accuracy ({ITD})"),
+        ("sensitivity", "primary", averaged["sensitivity"],
+         f"mean of readers' sensitivity ({ITD})"),
+        ("specificity", "primary", averaged["specificity"],
+         f"mean of readers' specificity ({ITD})"),
+    ] + [
+        (name, "committed", averaged["committed"][name], f"mean of readers' {name} ({COMMITTED})")
+        for name in ("accuracy", "sensitivity", "specificity")
+    ] + [
+        ("unsure_rate", "primary", averaged["committed"]["unsure_rate"],
+         "mean of readers' unsure rate"),
+        ("auc_random_readers", "primary", roc["reader_averaged_auc_random_readers"],
+         ("reader-averaged AUC of the fake-score, Obuchowski-Rockette, random readers "
+         "(Hillis 2007 df)")),
+        ("auc_fixed_readers", "primary", roc["reader_averaged_auc_fixed_readers"],
+         "reader-averaged AUC of the fake-score, Obuchowski-Rockette, fixed readers"),
+    ]
+    for statistic, subset, slot, definition in rows:
+        yield [statistic, subset, _num(slot["estimate"]), _num(slot["ci_low"]),
+               _num(slot["ci_high"]), _num(slot["n"]), slot_note(slot), slot["method"] or "",
+               _num(slot["se"]), definition]
+
+
+def pairwise_kappa_rows(study: Study, analysis=None) -> Iterator[list]:
+    payload = _payload(study, analysis)
+    yield PAIRWISE_KAPPA_HEADER
+    for subset, (key, _definition) in SUBSETS.items():
+        for pair in payload[key]["pairwise_cohen_kappa"]:
+            slot = pair["kappa"]
+            yield [subset, pair["reader_a"], pair["reader_b"], pair["n_cases"],
+                   _num(slot["estimate"]), _num(slot["ci_low"]), _num(slot["ci_high"]),
+                   _num(slot["se"]), slot_note(slot)]
+
+
+def groups_rows(study: Study, analysis=None) -> Iterator[list]:
+    payload = _payload(study, analysis)
+    yield GROUPS_HEADER
+    for g in payload["groups"]:
+        rate, unsure = g["rate"], g["unsure_rate"]
+        notes = [n for n in (slot_note(rate), slot_note(unsure)) if n]
+        yield [g["grouping"], g["group"], g["truth"], g["measure"], g["n_cases"], g["n_readings"],
+               g["n_answered_real"], g["n_answered_unsure"], g["n_answered_fake"],
+               _num(rate["estimate"]), _num(rate["ci_low"]), _num(rate["ci_high"]),
+               _num(unsure["estimate"]), _num(unsure["ci_low"]), _num(unsure["ci_high"]),
+               "; ".join(notes)]
+
+
+def roc_points_rows(study: Study, analysis=None) -> Iterator[list]:
+    payload = _payload(study, analysis)
+    yield ROC_POINTS_HEADER
+    for reader in payload["roc"]["readers"]:
+        for index, point in enumerate(reader["points"]):
+            yield [reader["reader"], index, _num(point["threshold"]), _num(point["fpr"]),
+                   _num(point["tpr"])]
+
+
+def _payload(study: Study, analysis) -> dict:
+    from readerstudy.results import study_analysis
+
+    if analysis is None:
+        analysis = study_analysis(study)
+    return analysis.to_jsonable()
+
+
+# ---------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One exportable table: `rows(study, analysis=None)` yields the header, then the rows."""
+
+    name: str
+    description: str
+    rows: Callable[..., Iterator[list]]
+    #: computed from the statistics (`StudyAnalysis`) rather than streamed from the database
+    uses_analysis: bool
+
+
+def _db_table(function: Callable[[Study], Iterator[list]]) -> Callable[..., Iterator[list]]:
+    def rows(study: Study, analysis=None) -> Iterator[list]:
+        return function(study)
+
+    rows.__doc__ = function.__doc__
+    return rows
+
+
+#: Every table, by name: the command, the dashboard and the admin action all use this.
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("readings", "one row per reading (practice and repeats flagged)",
+                  _db_table(readings_rows), False),
+        TableSpec("readers", "one row per reader: the 3x2 table and every per-reader figure "
+                  "with its interval", readers_rows, True),
+        TableSpec("agreement", "agreement statistics, all answers and committed only",
+                  agreement_rows, True),
+        TableSpec("cases", "one row per case with its votes", _db_table(cases_rows), False),
+        TableSpec("imrmc", "iMRMC / RJafroc long format (reader rows and truth rows)",
+                  _db_table(imrmc_rows), False),
+        TableSpec("reader_averaged", "reader-averaged accuracy, sensitivity, specificity and AUC",
+                  reader_averaged_rows, True),
+        TableSpec("pairwise_kappa", "Cohen's kappa of every reader pair", pairwise_kappa_rows,
+                  True),
+        TableSpec("groups", "fooling rate per generator, checkpoint, job, modality and finding",
+                  groups_rows, True),
+        TableSpec("roc_points", "ROC curve points of every reader (fake-score thresholds)",
+                  roc_points_rows, True),
+    )
+}
+
+
+def table_rows(name: str, study: Study, analysis=None) -> Iterator[list]:
+    """The rows (header first) of table `name`; KeyError for an unknown name."""
+    return TABLES[name].rows(study, analysis)
+
+
+def csv_filename(study: Study, name: str) -> str:
+    return f"study-{study.public_id}-{name}.csv"
+
+
+class _ZipSink:
+    """A write-only, unseekable file for zipfile: collects bytes until taken."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def write(self, data) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def stream_zip(members: Iterable[tuple[str, Iterable[list]]],
+               flush_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """A zip of CSV files built and yielded piece by piece (constant memory)."""
+    sink = _ZipSink()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, rows in members:
+            with archive.open(name, mode="w", force_zip64=True) as member:
+                pending = 0
+                for line in stream_csv(rows):
+                    data = line.encode("utf-8")
+                    member.write(data)
+                    pending += len(data)
+                    if pending >= flush_bytes:
+                        pending = 0
+                        chunk = sink.take()
+                        if chunk:
+                            yield chunk
+            chunk = sink.take()
+            if chunk:
+                yield chunk
+    yield sink.take()

@@ -1,0 +1,89 @@
+"""Forms of the reader's pages and of the study admin."""
+
+from django import forms
+
+from readerstudy.models import Answer, Image, Modality, Study
+from readerstudy.services.reading import AnswerData
+
+CONFIDENCE_LEVELS = (1, 2, 3, 4, 5)
+MAX_CLIENT_MS = 24 * 3600 * 1000
+MAX_COMMENT = 2000
+
+
+class AnswerForm(forms.Form):
+    answer = forms.ChoiceField(
+        choices=Answer.choices, error_messages={"required": "Choose real, fake or unsure."}
+    )
+    confidence = forms.TypedChoiceField(
+        choices=[(level, str(level)) for level in CONFIDENCE_LEVELS],
+        coerce=int,
+        required=False,
+        empty_value=None,
+        error_messages={"required": "Choose a confidence from 1 to 5."},
+    )
+    comment = forms.CharField(max_length=MAX_COMMENT, required=False)
+    # Filled in by the page's script; a missing or odd value is simply not stored.
+    client_ms = forms.CharField(required=False)
+
+    def __init__(self, *args, study: Study, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.collects_confidence = study.collects_confidence
+        self.fields["confidence"].required = self.collects_confidence
+
+    def clean_confidence(self) -> int | None:
+        return self.cleaned_data["confidence"] if self.collects_confidence else None
+
+    def clean_client_ms(self) -> int | None:
+        raw = (self.cleaned_data.get("client_ms") or "").strip()
+        try:
+            value = int(float(raw))
+        except ValueError:
+            return None
+        return value if 0 <= value <= MAX_CLIENT_MS else None
+
+    def answer_data(self) -> AnswerData:
+        data = self.cleaned_data
+        return AnswerData(
+            answer=data["answer"],
+            confidence=data["confidence"],
+            comment=data["comment"],
+            client_ms=data["client_ms"],
+        )
+
+
+def _finding_choices() -> list[tuple[str, str]]:
+    findings = (
+        Image.objects.exclude(finding="")
+        .order_by("finding")
+        .values_list("finding", flat=True)
+        .distinct()
+    )
+    return [("", "Any finding")] + [(finding, finding) for finding in findings]
+
+
+class CaseRuleForm(forms.Form):
+    """The admin's “add cases by rule” form."""
+
+    n_real = forms.IntegerField(label="Real cases", min_value=0, max_value=10_000, initial=10)
+    n_synthetic = forms.IntegerField(
+        label="Synthetic cases", min_value=0, max_value=10_000, initial=10
+    )
+    n_practice = forms.IntegerField(
+        label="Practice cases",
+        min_value=0,
+        max_value=50,
+        initial=0,
+        help_text="Extra cases shown first with the truth revealed; half real, half synthetic.",
+    )
+    modality = forms.ChoiceField(choices=[("", "Any modality"), *Modality.choices], required=False)
+    finding = forms.ChoiceField(choices=(), required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["finding"].choices = _finding_choices()
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not (data["n_real"] + data["n_synthetic"] + data["n_practice"]):
+            raise forms.ValidationError("Ask for at least one case.")
+        return data

@@ -1,0 +1,159 @@
+"""python manage.py study_stats STUDY [--json]: every statistic of a study."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from readerstudy.management.commands._study_argument import add_study_argument
+from readerstudy.models import Study
+from readerstudy.results import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_SEED,
+    GROUPINGS,
+    find_study,
+    run_analysis,
+    study_payload,
+)
+
+
+def fmt(slot: dict, digits: int = 3) -> str:
+    """An estimate slot in words; "not defined: <reason>" when it has no value."""
+    if slot["not_defined"]:
+        return f"not defined: {slot['not_defined']}"
+    text = f"{slot['estimate']:.{digits}f}"
+    if slot["ci_low"] is not None:
+        text += f" [{slot['ci_low']:.{digits}f}, {slot['ci_high']:.{digits}f}]"
+    if slot["note"]:
+        text += f"  ({slot['note']})"
+    return text
+
+
+class Command(BaseCommand):
+    help = (
+        "Every statistic of a study: per-reader figures with Wilson intervals, reader averages "
+        "with case-bootstrap intervals, ROC/AUC (Obuchowski-Rockette), agreement, fooling rates "
+        "and intra-reader consistency. --json prints them with the stable keys documented in "
+        "docs/statistics.md (plus a 'study' block); without it, a readable summary."
+    )
+
+    def add_arguments(self, parser) -> None:
+        add_study_argument(parser)
+        parser.add_argument("--json", action="store_true", help="Print JSON.")
+        parser.add_argument("--indent", type=int, default=None, help="Indent the JSON.")
+        parser.add_argument(
+            "--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
+            help="Case-bootstrap resamples (default 1000; 0: point estimates only).",
+        )
+        parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+
+    def handle(self, *args, study: str, json: bool, indent: int | None, bootstrap: int,
+               seed: int, **options) -> None:
+        if bootstrap < 0:
+            raise CommandError("--bootstrap must be 0 or more")
+        try:
+            found = find_study(study)
+        except Study.DoesNotExist as error:
+            raise CommandError(str(error)) from None
+        analysis = run_analysis(found, n_bootstrap=bootstrap, seed=seed)
+        payload = study_payload(found, analysis)
+        if json:
+            self.stdout.write(_dumps(payload, indent))
+        else:
+            self.stdout.write("\n".join(summary_lines(payload)))
+
+
+def _dumps(payload: dict, indent: int | None) -> str:
+    return json.dumps(payload, indent=indent, allow_nan=False)
+
+
+def summary_lines(payload: dict) -> list[str]:
+    s = payload["summary"]
+    study = payload["study"]
+    lines = [
+        f"Study {study['title']!r} ({study['public_id']}, {study['status']})",
+        (f"  readers {s['n_readers']} ({s['n_readers_with_readings']} with readings); "
+        f"cases {s['n_cases']} ({s['n_cases_read']} read: {s['n_fake_cases']} synthetic, "
+        f"{s['n_real_cases']} real); readings {s['n_readings']} + {s['n_repeat_readings']} "
+        f"repeats; confidence {'collected' if s['confidence_collected'] else 'not collected'}; "
+        f"bootstrap {s['n_bootstrap']} resamples (seed {s['seed']})"),
+        "  positive class: fake (synthetic); practice cases excluded; 95% intervals",
+        "",
+        "Per reader (PRIMARY, intention to diagnose: unsure counts as wrong; Wilson intervals)",
+    ]
+    for r in payload["readers"]:
+        t = r["table"]
+        lines += [
+            f"  {r['reader']}: {r['n_readings']} read ({r['n_fake']} synthetic, {r['n_real']} real)",
+            (f"    synthetic answered real/unsure/fake: {t['fake_answered_real']}/"
+            f"{t['fake_answered_unsure']}/{t['fake_answered_fake']}; real answered "
+            f"real/unsure/fake: {t['real_answered_real']}/{t['real_answered_unsure']}/"
+            f"{t['real_answered_fake']}"),
+            f"    accuracy    {fmt(r['accuracy'])}",
+            f"    sensitivity {fmt(r['sensitivity'])}",
+            f"    specificity {fmt(r['specificity'])}",
+            (f"    SECONDARY committed only: accuracy {fmt(r['committed']['accuracy'])}; "
+            f"sensitivity {fmt(r['committed']['sensitivity'])}; "
+            f"specificity {fmt(r['committed']['specificity'])}; "
+            f"unsure rate {fmt(r['committed']['unsure_rate'])}"),
+        ]
+    a = payload["reader_averaged"]
+    lines += [
+        "",
+        "Reader average (case bootstrap, percentile)",
+        f"  accuracy    {fmt(a['accuracy'])}",
+        f"  sensitivity {fmt(a['sensitivity'])}",
+        f"  specificity {fmt(a['specificity'])}",
+        (f"  SECONDARY committed only: accuracy {fmt(a['committed']['accuracy'])}; "
+        f"sensitivity {fmt(a['committed']['sensitivity'])}; "
+        f"specificity {fmt(a['committed']['specificity'])}"),
+        f"  unsure rate {fmt(a['committed']['unsure_rate'])}",
+        "",
+        "ROC (fake-score: +confidence fake, 0 unsure, -confidence real)",
+    ]
+    roc = payload["roc"]
+    if roc["confidence_collected"]:
+        for r in roc["readers"]:
+            lines.append(f"  {r['reader']}: AUC {fmt(r['auc'])}")
+        lines += [
+            "  reader-averaged AUC, Obuchowski-Rockette, random readers: "
+            + fmt(roc["reader_averaged_auc_random_readers"]),
+            "  reader-averaged AUC, Obuchowski-Rockette, fixed readers:  "
+            + fmt(roc["reader_averaged_auc_fixed_readers"]),
+        ]
+        if roc["note"]:
+            lines.append(f"  note: {roc['note']}")
+    else:
+        lines.append(f"  not defined: {roc['note']}")
+    for key, title in (
+        ("agreement", "Agreement, all answers (unsure a third category)"),
+        ("agreement_committed", "Agreement, SECONDARY: committed answers only"),
+    ):
+        g = payload[key]
+        lines += ["", title]
+        for name in ("fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "percent_agreement",
+                     "mean_pairwise_cohen_kappa"):
+            lines.append(f"  {name.replace('_', ' ')}: {fmt(g[name])}")
+    lines += ["", "Fooling rate (synthetic answered real) and real answered fake, Wilson"]
+    for key, name in GROUPINGS.items():
+        rows = [g for g in payload["groups"] if g["grouping"] == key]
+        if not rows:
+            continue
+        lines.append(f"  per {name}:")
+        for g in rows:
+            measure = "fooling rate" if g["measure"] == "fooling_rate" else "answered fake"
+            lines.append(
+                f"    {g['group']} ({g['truth']}, {g['n_readings']} readings): {measure} "
+                f"{fmt(g['rate'])}; unsure {fmt(g['unsure_rate'])}"
+            )
+    intra = payload["intra_reader"]
+    lines += ["", "Intra-reader consistency (first vs repeat showing)"]
+    for r in intra["readers"]:
+        lines.append(
+            f"  {r['reader']}: {r['n_pairs']} pairs; kappa {fmt(r['kappa'])}; "
+            f"same answer {fmt(r['percent_agreement'])}"
+        )
+    lines.append(f"  pooled kappa {fmt(intra['pooled_kappa'])}")
+    lines.append(f"  mean kappa {fmt(intra['mean_kappa'])}")
+    return lines

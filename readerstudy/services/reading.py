@@ -1,0 +1,195 @@
+"""A reader's progress through their stored order, and recording their answers.
+
+Everything is computed from the database: the current case is the first slot without a
+reading, so a reader who closes the tab resumes exactly there. Recording takes a row lock
+on the reader's assignment, so a double click, a resubmitted form or two tabs are handled
+one after the other; the one-to-one between slot and reading is the last line of defence.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from readerstudy.models import Assignment, Reading, ReadingRevision, ReadingSlot, StudyStatus
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    practice_total: int
+    answered: int
+    current_position: int | None  # None when every slot has a reading (or none is drawn)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.total > 0 and self.current_position is None
+
+    @property
+    def is_started(self) -> bool:
+        return self.answered > 0
+
+    @property
+    def case_total(self) -> int:
+        return self.total - self.practice_total
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.answered / self.total) if self.total else 0
+
+
+def progress_of(assignment: Assignment) -> Progress:
+    """One query: counts and the current position."""
+    figures = ReadingSlot.objects.filter(assignment=assignment).aggregate(
+        total=Count("id"),
+        practice_total=Count("id", filter=Q(is_practice=True)),
+        answered=Count("reading"),
+        current_position=Min("position", filter=Q(reading__isnull=True)),
+    )
+    return Progress(**figures)
+
+
+def current_slot(assignment: Assignment) -> ReadingSlot | None:
+    return (
+        ReadingSlot.objects.filter(assignment=assignment, reading__isnull=True)
+        .order_by("position")
+        .first()
+    )
+
+
+def reading_of(slot: ReadingSlot) -> Reading | None:
+    try:
+        return slot.reading
+    except ObjectDoesNotExist:
+        return None
+
+
+def mark_served(slot: ReadingSlot, now: datetime | None = None) -> None:
+    """Record the first time the server served this case; later serves never move it."""
+    now = now or timezone.now()
+    if ReadingSlot.objects.filter(pk=slot.pk, served_at__isnull=True).update(served_at=now):
+        slot.served_at = now
+
+
+class Outcome(enum.Enum):
+    RECORDED = "recorded"  # a new reading
+    REPEATED = "repeated"  # the same answer again (double click, resubmission): nothing written
+    REVISED = "revised"  # a changed answer, the old one kept as a revision
+    STALE = "stale"  # a different answer for an answered case, and going back is not allowed
+    NOT_CURRENT = "not_current"  # a case after the current one
+    CLOSED = "closed"  # the study is not open
+
+    @property
+    def accepted(self) -> bool:
+        return self in (Outcome.RECORDED, Outcome.REPEATED, Outcome.REVISED)
+
+
+@dataclass(frozen=True)
+class AnswerData:
+    answer: str
+    confidence: int | None = None
+    comment: str = ""
+    client_ms: int | None = None
+
+    def same_as(self, reading: Reading) -> bool:
+        return (self.answer, self.confidence, self.comment.strip()) == (
+            reading.answer,
+            reading.confidence,
+            reading.comment.strip(),
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reading: Reading | None = None
+
+
+def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
+    """Write the reader's answer for this slot, exactly once; see ``Outcome`` for the cases."""
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("study")
+            .get(pk=slot.assignment_id)
+        )
+        study = assignment.study
+        if study.status != StudyStatus.OPEN:
+            return Result(Outcome.CLOSED)
+        existing = Reading.objects.filter(slot_id=slot.pk).first()
+        if existing is not None:
+            return _answer_again(existing, slot, data, now, allow=study.allow_revisions)
+
+        first_open = (
+            ReadingSlot.objects.filter(assignment=assignment, reading__isnull=True)
+            .order_by("position")
+            .values_list("pk", "served_at")
+            .first()
+        )
+        if first_open is None or first_open[0] != slot.pk:
+            return Result(Outcome.NOT_CURRENT)
+        served_at = first_open[1]
+        if served_at is None:  # answered without the page having been served (e.g. a replay)
+            mark_served(slot, now)
+            served_at = now
+        try:
+            with transaction.atomic():
+                reading = Reading.objects.create(
+                    slot_id=slot.pk,
+                    answer=data.answer,
+                    confidence=data.confidence,
+                    comment=data.comment.strip(),
+                    client_ms=data.client_ms,
+                    served_at=served_at,
+                    answered_at=now,
+                )
+        except IntegrityError:
+            # Only reachable if the lock did not serialise us; the reading exists now.
+            existing = Reading.objects.get(slot_id=slot.pk)
+            return _answer_again(existing, slot, data, now, allow=False)
+        if not ReadingSlot.objects.filter(assignment=assignment, reading__isnull=True).exists():
+            assignment.completed_at = now
+            assignment.save(update_fields=["completed_at"])
+        return Result(Outcome.RECORDED, reading)
+
+
+def _answer_again(
+    reading: Reading, slot: ReadingSlot, data: AnswerData, now: datetime, *, allow: bool
+) -> Result:
+    if data.same_as(reading):
+        return Result(Outcome.REPEATED, reading)
+    if not allow or slot.is_practice:
+        # Practice answers are final: the truth has been shown.
+        return Result(Outcome.STALE, reading)
+    ReadingRevision.objects.create(
+        reading=reading,
+        answer=reading.answer,
+        confidence=reading.confidence,
+        comment=reading.comment,
+        client_ms=reading.client_ms,
+        answered_at=reading.answered_at,
+    )
+    reading.answer = data.answer
+    reading.confidence = data.confidence
+    reading.comment = data.comment.strip()
+    reading.client_ms = data.client_ms
+    reading.answered_at = now
+    reading.revision_count += 1
+    reading.save(
+        update_fields=[
+            "answer",
+            "confidence",
+            "comment",
+            "client_ms",
+            "answered_at",
+            "revision_count",
+        ]
+    )
+    return Result(Outcome.REVISED, reading)

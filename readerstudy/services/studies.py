@@ -1,0 +1,221 @@
+"""A study's life: assigning readers, drawing and storing their orders, opening, closing.
+
+Decisions that matter for auditing:
+
+* A reader's order is drawn when the study opens (for everyone assigned then) or when a
+  reader is assigned to an open study, and stored as ``ReadingSlot`` rows. It is never
+  redrawn.
+* From the first drawn order on, the case set and the order options (seed, repeats,
+  confidence, going back) are frozen: cases cannot be added, removed or swapped. Every
+  reader therefore reads exactly the same cases, and a stored order can always be
+  recomputed from the study seed, the reader id and the case ids. To read other cases,
+  make a new study.
+* A study is opened only with at least one (non-practice) case and one reader, and only
+  when the repeat share fits the gap; the refusal says why.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from readerstudy.models import (
+    Assignment,
+    Image,
+    ReadingSlot,
+    Study,
+    StudyCase,
+    StudyStatus,
+    Truth,
+)
+from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
+
+
+class StudyRefused(Exception):
+    """A study operation that is not allowed; the message is meant for the researcher."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# Checks other apps add (``register_open_check``, from their AppConfig.ready): each
+# ``prepare(study)`` runs before the study is locked (its writes are kept even when opening is
+# refused), each ``check(study)`` with the locked study after the checks below, refusing by
+# raising StudyRefused.
+_open_checks: list = []
+
+
+def register_open_check(check, *, prepare=None) -> None:
+    """Add ``check(study)`` (and its ``prepare(study)``) to what ``open_study`` runs, once."""
+    if all(check is not registered for registered, _ in _open_checks):
+        _open_checks.append((check, prepare))
+
+
+def draw_order(assignment: Assignment) -> bool:
+    """Draw and store this reader's order once; True if drawn now, False if already stored."""
+    with transaction.atomic():
+        locked = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("study")
+            .get(pk=assignment.pk)
+        )
+        if locked.order_drawn_at is not None:
+            return False
+        study = locked.study
+        if study.status == StudyStatus.DRAFT:
+            raise StudyRefused("Orders are drawn only when the study opens.")
+        cases = list(study.cases.values_list("id", "is_practice"))
+        try:
+            plan = plan_order(
+                seed=study.seed,
+                reader_id=locked.reader_id,
+                case_ids=[case_id for case_id, practice in cases if not practice],
+                practice_case_ids=[case_id for case_id, practice in cases if practice],
+                repeat_fraction=study.repeat_fraction,
+                repeat_min_gap=study.repeat_min_gap,
+            )
+        except OrderingError as error:
+            raise StudyRefused(str(error)) from error
+        ReadingSlot.objects.bulk_create(
+            ReadingSlot(
+                assignment=locked,
+                case_id=slot.case_id,
+                position=slot.position,
+                showing=slot.showing,
+                is_practice=slot.is_practice,
+            )
+            for slot in plan
+        )
+        locked.order_drawn_at = timezone.now()
+        locked.order_algorithm = ALGORITHM
+        locked.save(update_fields=["order_drawn_at", "order_algorithm"])
+    assignment.order_drawn_at = locked.order_drawn_at
+    assignment.order_algorithm = locked.order_algorithm
+    return True
+
+
+def draw_missing_orders(study: Study) -> int:
+    """Draw the order of every reader of an open study who has none yet; returns how many."""
+    if study.status != StudyStatus.OPEN:
+        return 0
+    pending = study.assignments.filter(order_drawn_at__isnull=True)
+    return sum(draw_order(assignment) for assignment in pending)
+
+
+def assign_reader(study: Study, reader: AbstractBaseUser) -> Assignment:
+    """Assign a reader (idempotent); in an open study their order is drawn at once."""
+    if study.status == StudyStatus.CLOSED:
+        raise StudyRefused("The study is closed: reopen it before assigning readers.")
+    assignment, _ = Assignment.objects.get_or_create(study=study, reader=reader)
+    if study.status == StudyStatus.OPEN:
+        draw_order(assignment)
+    return assignment
+
+
+def open_study(study: Study) -> int:
+    """Open (or reopen) a study and draw every missing order; returns how many were drawn."""
+    for _check, prepare in _open_checks:
+        if prepare is not None and study.status != StudyStatus.OPEN:
+            prepare(study)
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status == StudyStatus.OPEN:
+            raise StudyRefused(f"“{locked}” is already open.")
+        n_cases = locked.cases.filter(is_practice=False).count()
+        if n_cases == 0:
+            raise StudyRefused(
+                f"“{locked}” has no cases (practice cases do not count): add cases before opening."
+            )
+        if not locked.assignments.exists():
+            raise StudyRefused(f"“{locked}” has no readers: assign readers before opening.")
+        try:
+            check_feasible(n_cases, locked.repeat_fraction, locked.repeat_min_gap)
+        except OrderingError as error:
+            raise StudyRefused(f"“{locked}” cannot open: {error}") from error
+        for check, _prepare in _open_checks:  # e.g. the blinding audit (evaluation app)
+            check(locked)
+        locked.status = StudyStatus.OPEN
+        locked.opened_at = locked.opened_at or timezone.now()
+        locked.closed_at = None
+        locked.save(update_fields=["status", "opened_at", "closed_at", "updated_at"])
+        drawn = draw_missing_orders(locked)
+    study.refresh_from_db()
+    return drawn
+
+
+def close_study(study: Study) -> None:
+    """Close an open study: readers keep their progress but can no longer answer."""
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status != StudyStatus.OPEN:
+            raise StudyRefused(f"“{locked}” is not open.")
+        locked.status = StudyStatus.CLOSED
+        locked.closed_at = timezone.now()
+        locked.save(update_fields=["status", "closed_at", "updated_at"])
+    study.refresh_from_db()
+
+
+@dataclass(frozen=True)
+class CaseRule:
+    """“N real + N synthetic, modality X, finding Y”, plus practice cases from the same pool."""
+
+    n_real: int
+    n_synthetic: int
+    n_practice: int = 0
+    modality: str = ""
+    finding: str = ""
+
+
+def add_cases_by_rule(
+    study: Study, rule: CaseRule, *, rng: random.Random | None = None
+) -> list[StudyCase]:
+    """Pick images from the pool that are not in the study yet; all or nothing.
+
+    Practice cases are split between real and synthetic as evenly as possible (the odd
+    one is real or synthetic at random).
+    """
+    chooser = rng or random.SystemRandom()
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if locked.status != StudyStatus.DRAFT or locked.has_drawn_orders():
+            raise StudyRefused("Cases can be added only to a draft study.")
+        pool = Image.objects.exclude(study_cases__study=locked)
+        if rule.modality:
+            pool = pool.filter(modality=rule.modality)
+        if rule.finding:
+            pool = pool.filter(finding__iexact=rule.finding)
+        practice_real = rule.n_practice // 2
+        practice_synthetic = rule.n_practice // 2
+        if rule.n_practice % 2:
+            if chooser.random() < 0.5:
+                practice_real += 1
+            else:
+                practice_synthetic += 1
+        wanted = {
+            Truth.REAL: (rule.n_real, practice_real),
+            Truth.SYNTHETIC: (rule.n_synthetic, practice_synthetic),
+        }
+        picked: list[tuple[int, bool]] = []
+        shortages = []
+        for truth, (n_cases, n_practice) in wanted.items():
+            ids = sorted(pool.filter(truth=truth).values_list("id", flat=True))
+            needed = n_cases + n_practice
+            if needed > len(ids):
+                shortages.append(f"{needed} {truth} wanted, {len(ids)} available")
+                continue
+            chosen = chooser.sample(ids, needed)
+            picked += [(image_id, False) for image_id in chosen[:n_cases]]
+            picked += [(image_id, True) for image_id in chosen[n_cases:]]
+        if shortages:
+            raise StudyRefused(
+                "Not enough matching images in the pool: " + "; ".join(shortages) + "."
+            )
+        return StudyCase.objects.bulk_create(
+            StudyCase(study=locked, image_id=image_id, is_practice=practice)
+            for image_id, practice in picked
+        )

@@ -1,0 +1,41 @@
+"""Pool images with chosen display bytes, and studies made of them."""
+
+import numpy as np
+from django.core.files.base import ContentFile
+
+from readerstudy.imaging import make_display_png
+from readerstudy.models import Assignment, StudyCase, Truth
+from tests.factories import ImageFactory, StudyFactory, image_pixels
+
+
+def image_with_display(truth: str, display: bytes, **fields):
+    image = ImageFactory(truth=truth, **fields)
+    image.display.save("display.png", ContentFile(display), save=True)
+    return image
+
+
+def pixels(seed: int, size: int = 48, brightness: float = 0.0) -> np.ndarray:
+    return np.clip(image_pixels(seed, size) + brightness, 0.0, 1.0)
+
+
+def study_of(real_displays, synthetic_displays, *, readers=()):
+    study = StudyFactory()
+    for truth, displays in ((Truth.REAL, real_displays), (Truth.SYNTHETIC, synthetic_displays)):
+        for display in displays:
+            StudyCase.objects.create(study=study, image=image_with_display(truth, display))
+    for reader in readers:
+        Assignment.objects.create(study=study, reader=reader)
+    return study
+
+
+def leaky_study(n: int = 10, *, readers=()):
+    """Synthetic images brighter and larger (80 px) than the real ones (64 px)."""
+    real = [make_display_png(pixels(100 + i), 64) for i in range(n)]
+    synthetic = [make_display_png(pixels(200 + i, brightness=0.3), 80) for i in range(n)]
+    return study_of(real, synthetic, readers=readers)
+
+
+def twin_study(n: int = 10, *, readers=()):
+    """Every synthetic image looks exactly like one real image: nothing can separate them."""
+    displays = [make_display_png(pixels(300 + i), 64) for i in range(n)]
+    return study_of(displays, displays, readers=readers)

@@ -1,0 +1,187 @@
+"""train_model and generate_images: the same code as the tasks, run synchronously."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus, TrainingRun
+from readerstudy.models import Image, Truth
+
+TRAIN = [
+    "--kind",
+    "ddpm",
+    "--modality",
+    "CXR",
+    "--resolution",
+    "32",
+    "--steps",
+    "3",
+    "--batch-size",
+    "4",
+    "--preset",
+    "tiny",
+    "--grid-steps",
+    "1",
+    "--no-progress",
+]
+
+
+def run(*args) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def nothing_written(settings, name: str) -> bool:
+    folder = settings.MODEL_ROOT / name
+    return (
+        not GeneratorModel.objects.filter(name=name).exists()
+        and not TrainingRun.objects.exists()
+        and not (folder.exists() and any(folder.iterdir()))
+    )
+
+
+def test_it_trains_a_model_and_generates_images_from_the_command_line(real_pool, settings):
+    output = run("train_model", "cxr-tiny", *TRAIN)
+
+    assert "trained cxr-tiny to step 3" in output
+    generator = GeneratorModel.objects.get(name="cxr-tiny")
+    assert generator.findings == ["normal", "pneumonia"] and generator.trained_steps == 3
+    assert TrainingRun.objects.get().status == JobStatus.SUCCEEDED
+
+    output = run(
+        "generate_images",
+        "--model",
+        "cxr-tiny",
+        "--count",
+        "3",
+        "--finding",
+        "normal",
+        "--steps",
+        "2",
+        "--scheduler",
+        "ddim",
+        "--seed",
+        "0",
+        "--no-progress",
+    )
+
+    job = GenerationJob.objects.get()
+    assert f"generation job #{job.pk}: 3 images in the pool" in output
+    assert job.status == JobStatus.SUCCEEDED
+    assert [s.image.provenance["seed"] for s in job.outputs.all()] == [0, 1, 2]
+    assert Image.objects.filter(truth=Truth.SYNTHETIC, source="cxr-tiny").count() == 3
+
+
+def test_it_resumes_training_only_when_asked(real_pool):
+    run("train_model", "again", *TRAIN)
+    with pytest.raises(CommandError, match="already exists .* pass --resume"):
+        run("train_model", "again", *TRAIN)
+
+    args = [a if a != "3" else "5" for a in TRAIN]
+    output = run("train_model", "again", "--resume", *args)
+
+    assert "trained again to step 5" in output
+    assert GeneratorModel.objects.get(name="again").trained_steps == 5
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--findings", "normal,covid"], r"unknown finding\(s\) 'covid'.*normal, pneumonia"),
+        (["--resolution", "48"], "resolution must be a power of two"),
+        (["--lora-rank", "4"], "--lora-rank is for stable-diffusion models"),
+    ],
+)
+def test_it_refuses_bad_training_input_and_writes_nothing(real_pool, settings, extra, message):
+    with pytest.raises(CommandError, match=message):
+        run("train_model", "bad", *TRAIN, *extra)
+    assert nothing_written(settings, "bad")
+
+
+def test_it_refuses_to_train_on_an_empty_training_set(transactional_db, settings):
+    with pytest.raises(CommandError, match="training set is empty"):
+        run("train_model", "empty", *TRAIN)
+    assert nothing_written(settings, "empty")
+
+
+def test_it_removes_a_new_model_whose_training_fails_before_a_checkpoint(
+    real_pool, settings, monkeypatch
+):
+    from generation.engine import training
+
+    def explode(*args, **kwargs):
+        raise training.NonFiniteLossError("loss is nan at step 1; lower the learning rate")
+
+    monkeypatch.setattr(training, "train", explode)
+    with pytest.raises(CommandError, match="loss is nan"):
+        run("train_model", "nan", *TRAIN)
+    assert nothing_written(settings, "nan")
+
+
+@pytest.fixture
+def generator_ready(real_pool, tiny_generator):
+    return tiny_generator
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--model", "nope", "--count", "1", "--finding", "normal"],
+            r"no model named 'nope' \(known models: tiny\)",
+        ),
+        (
+            ["--model", "tiny", "--count", "1", "--finding", "covid"],
+            "unknown finding 'covid' for model 'tiny'; it knows: normal, pneumonia",
+        ),
+        (
+            ["--model", "tiny", "--count", "1", "--prompt", "a chest x-ray"],
+            "class-conditional ddpm model: it takes a finding",
+        ),
+        (["--model", "tiny", "--count", "0", "--finding", "normal"], "count must be a positive"),
+    ],
+)
+def test_it_refuses_bad_generation_input_and_creates_nothing(generator_ready, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("generate_images", *args, "--no-progress")
+    assert not GenerationJob.objects.exists()
+    assert not Image.objects.filter(truth=Truth.SYNTHETIC).exists()
+
+
+def test_it_refuses_a_model_without_a_usable_folder(generator_ready):
+    import shutil
+
+    shutil.rmtree(generator_ready.folder / "checkpoints")
+    with pytest.raises(CommandError, match="cannot sample: .* has no checkpoint yet"):
+        run("generate_images", "--model", "tiny", "--count", "1", "--finding", "normal")
+    assert not GenerationJob.objects.exists()
+
+
+def test_it_continues_a_stopped_job_with_retry(generator_ready):
+    run(
+        "generate_images",
+        "--model",
+        "tiny",
+        "--count",
+        "3",
+        "--finding",
+        "normal",
+        "--steps",
+        "2",
+        "--no-progress",
+    )
+    job = GenerationJob.objects.get()
+    last = GeneratedImage.objects.get(job=job, index=2)
+    image = last.image
+    last.delete()
+    image.delete()
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+
+    output = run("generate_images", "--retry", str(job.pk), "--no-progress")
+
+    assert "3 images in the pool" in output
+    assert sorted(job.outputs.values_list("index", flat=True)) == [0, 1, 2]
