@@ -11,3 +11,11 @@ class EvaluationConfig(AppConfig):
         from readerstudy.services.studies import register_open_check
 
         register_open_check(refuse_unacknowledged_leak, prepare=ensure_current_audit)
+
+        from evaluation.exports import quality_rows
+        from readerstudy.exports import TableSpec, register_table
+
+        register_table(TableSpec(
+            "quality", "fidelity, memorization and machine-observer figures of the evaluations "
+            "of the study's synthetic images, with real-vs-real baselines", quality_rows, False,
+        ))

@@ -3,13 +3,16 @@
 from evaluation.models import QualityEvaluation
 
 
-def latest_evaluation(*, generator=None, job=None) -> QualityEvaluation | None:
-    """The newest evaluation of a job, or of a generator (its own or one of its jobs')."""
+def latest_evaluation(*, generator=None, job=None, study=None) -> QualityEvaluation | None:
+    """The newest finished evaluation of a job, of a generator (its own or one of its jobs'),
+    or of a study's synthetic half."""
     rows = QualityEvaluation.objects.select_related("extractor")
     if job is not None:
         rows = rows.filter(generation_job=job)
     elif generator is not None:
         rows = rows.filter(generator=generator)
+    elif study is not None:
+        rows = rows.filter(study=study, status="succeeded")
     else:
         return None
     return rows.order_by("-created_at", "-id").first()

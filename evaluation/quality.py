@@ -71,21 +71,36 @@ def parse_real_filter(text: str) -> dict[str, str]:
 
 
 def resolve_synthetic(spec: str):
-    """``job:<pk>`` or ``model:<name>`` -> (GenerationJob | None, GeneratorModel, image queryset)."""
+    """``job:<pk>``, ``model:<name>`` or ``study:<public id or pk>`` ->
+    (GenerationJob | None, GeneratorModel | None, Study | None, image queryset)."""
     from generation.models import GenerationJob, GeneratorModel
+    from readerstudy.models import Study
 
     kind, _, key = (spec or "").partition(":")
     if kind == "job" and key.isdigit():
         job = GenerationJob.objects.select_related("generator").filter(pk=int(key)).first()
         if job is None:
             raise EvaluationError(f"no generation job #{key}")
-        return job, job.generator, Image.objects.filter(generated_by__job=job)
+        return job, job.generator, None, Image.objects.filter(generated_by__job=job)
     if kind == "model" and key:
         generator = GeneratorModel.objects.filter(name=key).first()
         if generator is None:
             raise EvaluationError(f"no generator model named {key!r}")
-        return None, generator, Image.objects.filter(generated_by__job__generator=generator)
-    raise EvaluationError(f"--synthetic must be job:<pk> or model:<name>, got {spec!r}")
+        images = Image.objects.filter(generated_by__job__generator=generator)
+        return None, generator, None, images
+    if kind == "study" and key:
+        lookup = {"pk": int(key)} if key.isdigit() else {"public_id": key}
+        study = Study.objects.filter(**lookup).first()
+        if study is None:
+            raise EvaluationError(f"no study {key!r}")
+        # The study's synthetic half as readers see it: practice cases are not part of it.
+        images = Image.objects.filter(
+            truth=Truth.SYNTHETIC, study_cases__study=study, study_cases__is_practice=False
+        )
+        return None, None, study, images
+    raise EvaluationError(
+        f"--synthetic must be job:<pk>, model:<name> or study:<id>, got {spec!r}"
+    )
 
 
 def load_pixels(image: Image) -> np.ndarray:
@@ -154,10 +169,10 @@ def evaluate(
     """Run the whole evaluation and store it; raises EvaluationError (stored as failed) when the
     inputs cannot give figures."""
     say = progress or (lambda step: None)
-    job, generator, synthetic_images = resolve_synthetic(synthetic_spec)
+    job, generator, study, synthetic_images = resolve_synthetic(synthetic_spec)
     if evaluation is None:
         evaluation = QualityEvaluation.objects.create(
-            generation_job=job, generator=generator, real_filter=real_filter
+            generation_job=job, generator=generator, study=study, real_filter=real_filter
         )
     evaluation.status = EvaluationStatus.RUNNING
     evaluation.save(update_fields=["status"])

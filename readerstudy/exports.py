@@ -478,6 +478,12 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+def register_table(spec: TableSpec) -> None:
+    """Let another app add a table (the evaluation app adds `quality`) without this module
+    importing it: results depend on the reader study, never the other way round."""
+    TABLES[spec.name] = spec
+
+
 def table_rows(name: str, study: Study, analysis=None) -> Iterator[list]:
     """The rows (header first) of table `name`; KeyError for an unknown name."""
     return TABLES[name].rows(study, analysis)

@@ -154,8 +154,16 @@ def results_dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
         "plot_fooling_checkpoint": plots.fooling_plot(
             payload["groups"], "generator_checkpoint"
         ),
+        "machine": _latest_machine_observer(study),
     }
     return render(request, "readerstudy/dashboard/study.html", context)
+
+
+def _latest_machine_observer(study: Study):
+    # The dashboard puts every result of a study side by side, the evaluation app's included.
+    from evaluation.exports import evaluations_for
+
+    return evaluations_for(study).first()
 
 
 @require_GET

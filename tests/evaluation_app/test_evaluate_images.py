@@ -90,7 +90,7 @@ def test_it_says_clearly_when_real_images_are_too_few(db):
 
 
 def test_it_rejects_a_bad_subject_or_filter(real_pool):
-    with pytest.raises(CommandError, match="job:<pk> or model:<name>"):
+    with pytest.raises(CommandError, match="job:<pk>, model:<name> or study:<id>"):
         run("--synthetic", "tiny", "--real", "modality=CXR")
     job = make_job([ImageFactory(truth=Truth.SYNTHETIC) for _ in range(3)])
     with pytest.raises(CommandError, match="bad real-image filter"):

@@ -109,12 +109,12 @@ def test_its_query_count_does_not_grow_with_readers_or_cases(staff_client,
         ["real", "synthetic", "synthetic"] * 3, practice=2, repeats={"reader2": {0: ("real", 1)}},
     )
     # session, user, study, key aggregates (2), reader labels, readers, cases, readings,
-    # progress, the page's case images
+    # progress, the page's case images, the latest machine-observer evaluation, the blinding audit
     for study in (small, large):
-        with django_assert_num_queries(11):
+        with django_assert_num_queries(13):
             assert staff_client.get(url(study)).status_code == 200
     # Cached: the readers, cases and readings are not loaded again.
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(10):
         assert staff_client.get(url(large)).status_code == 200
 
 
