@@ -106,7 +106,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 # ------------------------------------------------------------------------------- loading
-def test_save_load_round_trip_gives_identical_outputs(trained, model):
+def test_it_save_load_round_trip_gives_identical_outputs(trained, model):
     folder, in_memory = trained
     x = torch.randn(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 3])  # 3: the null class
@@ -119,19 +119,19 @@ def test_save_load_round_trip_gives_identical_outputs(trained, model):
     assert np.array_equal(gen(model, "normal", [5])[0].array, gen(again, "normal", [5])[0].array)
 
 
-def test_weights_sha256_is_that_of_the_file(model):
+def test_it_weights_sha256_is_that_of_the_file(model):
     assert model.weights_sha256 == hashlib.sha256(model.weights_path.read_bytes()).hexdigest()
     assert model.weights_path.name == "diffusion_pytorch_model.safetensors"
     assert model.findings == FINDINGS and model.step == 8
 
 
-def test_a_checkpoint_folder_loads_directly(model):
+def test_it_a_checkpoint_folder_loads_directly(model):
     direct = load_model(model.checkpoint)
     assert direct.checkpoint == model.checkpoint and direct.folder == model.folder
 
 
 # ------------------------------------------------------------------------------ sampling
-def test_output_and_provenance(model):
+def test_it_output_and_provenance(model):
     images = gen(model, ["normal", "effusion"], [11, 12], scheduler="ddim")
     assert len(images) == 2
     for image, finding, seed in zip(images, ["normal", "effusion"], [11, 12], strict=True):
@@ -149,7 +149,7 @@ def test_output_and_provenance(model):
         json.dumps(p)  # storable as is
 
 
-def test_same_seed_same_image(model):
+def test_it_same_seed_same_image(model):
     a = gen(model, "effusion", [42])[0].array
     b = gen(model, "effusion", [42])[0].array
     assert np.array_equal(a, b)
@@ -157,7 +157,7 @@ def test_same_seed_same_image(model):
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_same_image_alone_or_in_a_batch(model, scheduler):
+def test_it_same_image_alone_or_in_a_batch(model, scheduler):
     alone = gen(model, "effusion", [42], scheduler=scheduler)[0].array
     batch = gen(
         model,
@@ -170,20 +170,20 @@ def test_same_image_alone_or_in_a_batch(model, scheduler):
     assert [i.provenance["seed"] for i in batch] == [7, 42, 9, 1]
 
 
-def test_stochastic_ddim_noise_is_per_image(model):
+def test_it_stochastic_ddim_noise_is_per_image(model):
     alone = gen(model, "normal", [3], eta=1.0)[0].array
     batch = gen(model, ["effusion", "normal"], [8, 3], eta=1.0)
     assert diff(alone, batch[1].array) <= 1
     assert diff(alone, gen(model, "normal", [3], eta=0.0)[0].array) > 0
 
 
-def test_different_class_different_image(model):
+def test_it_different_class_different_image(model):
     a = gen(model, "normal", [42])[0].array
     b = gen(model, "cardiomegaly", [42])[0].array
     assert diff(a, b) > 20
 
 
-def test_guidance_changes_the_output(model):
+def test_it_guidance_changes_the_output(model):
     a = gen(model, "normal", [42], guidance=1.0)[0].array
     b = gen(model, "normal", [42], guidance=5.0)[0].array
     c = gen(model, "normal", [42], guidance=0.0)[0].array  # unconditional
@@ -191,12 +191,12 @@ def test_guidance_changes_the_output(model):
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_each_scheduler_runs(model, scheduler):
+def test_it_each_scheduler_runs(model, scheduler):
     images = gen(model, ["normal", "effusion"], [1, 2], scheduler=scheduler, steps=3)
     assert all(i.array.shape == (32, 32) and i.provenance["scheduler"] == scheduler for i in images)
 
 
-def test_callbacks_and_cancellation(model):
+def test_it_callbacks_and_cancellation(model):
     seen, batches = [], []
     gen(
         model,
@@ -228,12 +228,12 @@ def test_callbacks_and_cancellation(model):
 
 
 # ---------------------------------------------------------------------------- bad inputs
-def test_a_prompt_is_rejected(model):
+def test_it_a_prompt_is_rejected(model):
     with pytest.raises(DDPMError, match="class-conditional.*not a text prompt"):
         gen(model, "normal", [1], prompt="a chest x-ray with effusion")
 
 
-def test_unknown_finding(model):
+def test_it_unknown_finding(model):
     with pytest.raises(UnknownFindingError, match="'pneumothorax'.*normal, effusion, cardiomegaly"):
         gen(model, ["normal", "pneumothorax"], [1, 2])
 
@@ -253,19 +253,19 @@ def test_unknown_finding(model):
         ({"precision": "fp8"}, "precision"),
     ],
 )
-def test_bad_sampling_arguments(model, kwargs, message):
+def test_it_bad_sampling_arguments(model, kwargs, message):
     kwargs = {"findings": "normal", "seeds": [1], **kwargs}
     findings, seeds = kwargs.pop("findings"), kwargs.pop("seeds")
     with pytest.raises(ValueError, match=message):
         gen(model, findings, seeds, **kwargs)
 
 
-def test_missing_folder(tmp_path):
+def test_it_missing_folder(tmp_path):
     with pytest.raises(ModelFolderError, match="does not exist"):
         load_model(tmp_path / "nope")
 
 
-def test_incomplete_folder_names_the_missing_file(trained, tmp_path):
+def test_it_incomplete_folder_names_the_missing_file(trained, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(trained[0], copy)
     (ckpt.latest_checkpoint(copy) / ckpt.WEIGHTS).unlink()
@@ -273,7 +273,7 @@ def test_incomplete_folder_names_the_missing_file(trained, tmp_path):
         load_model(copy)
 
 
-def test_corrupt_weights_are_detected(trained, tmp_path):
+def test_it_corrupt_weights_are_detected(trained, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(trained[0], copy)
     weights = ckpt.latest_checkpoint(copy) / ckpt.WEIGHTS
@@ -284,7 +284,7 @@ def test_corrupt_weights_are_detected(trained, tmp_path):
         load_model(copy)
 
 
-def test_a_model_folder_without_checkpoints(trained, tmp_path):
+def test_it_a_model_folder_without_checkpoints(trained, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
     shutil.copy(trained[0] / ckpt.MARKER, copy / ckpt.MARKER)
@@ -292,7 +292,7 @@ def test_a_model_folder_without_checkpoints(trained, tmp_path):
         load_model(copy)
 
 
-def test_a_stable_diffusion_folder_is_rejected(tmp_path):
+def test_it_a_stable_diffusion_folder_is_rejected(tmp_path):
     sd = tmp_path / "sd"
     (sd / "unet").mkdir(parents=True)
     (sd / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
@@ -308,7 +308,7 @@ def test_a_stable_diffusion_folder_is_rejected(tmp_path):
         ({"kind": "ddpm", "format": 99}, "unsupported ddpm folder format"),
     ],
 )
-def test_wrong_or_missing_kind(tmp_path, marker, message):
+def test_it_wrong_or_missing_kind(tmp_path, marker, message):
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / ckpt.MARKER).write_text(json.dumps(marker))
@@ -316,7 +316,7 @@ def test_wrong_or_missing_kind(tmp_path, marker, message):
         load_model(folder)
 
 
-def test_a_folder_without_a_marker(tmp_path):
+def test_it_a_folder_without_a_marker(tmp_path):
     (tmp_path / "m").mkdir()
     with pytest.raises(ModelFolderError, match="missing generator.json"):
         load_model(tmp_path / "m")

@@ -89,7 +89,7 @@ def assert_same_weights(a: dict, b: dict, atol: float = 1e-6) -> None:
 
 
 # ----------------------------------------------------------------------------- learning
-def test_training_lowers_the_loss_on_a_fixed_batch(tmp_path):
+def test_it_training_lowers_the_loss_on_a_fixed_batch(tmp_path):
     config = make_config()
     data = make_dataset(8)
     x0 = torch.from_numpy(np.stack([a for a, _ in data]))[:, None].float() / 127.5 - 1
@@ -134,7 +134,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(tmp_path):
     assert marker["weights_sha256"] == ckpt.sha256_file(result.last_checkpoint / ckpt.WEIGHTS)
 
 
-def test_images_at_another_size_are_resized(tmp_path):
+def test_it_images_at_another_size_are_resized(tmp_path):
     result = train(
         make_dataset(4, size=48), make_config(), tmp_path / "m", quick(steps=1, checkpoint_every=1)
     )
@@ -142,7 +142,7 @@ def test_images_at_another_size_are_resized(tmp_path):
 
 
 # ------------------------------------------------------------------------------- resume
-def test_resume_after_a_crash_matches_uninterrupted_training(tmp_path):
+def test_it_resume_after_a_crash_matches_uninterrupted_training(tmp_path):
     data = make_dataset(6)
     config = make_config(dropout=0.1)  # dropout exercises the global RNG state too
     settings = {
@@ -194,7 +194,7 @@ def test_resume_after_a_crash_matches_uninterrupted_training(tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 8))
 
 
-def test_resume_refuses_a_different_model(tmp_path):
+def test_it_resume_refuses_a_different_model(tmp_path):
     train(make_dataset(4), make_config(), tmp_path / "m", quick(steps=1, checkpoint_every=1))
     with pytest.raises(TrainingError, match="different config"):
         train(make_dataset(4), make_config(modality="ct"), tmp_path / "m", quick(steps=2))
@@ -202,7 +202,7 @@ def test_resume_refuses_a_different_model(tmp_path):
         train(make_dataset(4), make_config(), tmp_path / "m", quick(steps=2), resume=False)
 
 
-def test_resuming_a_finished_run_does_nothing(tmp_path):
+def test_it_resuming_a_finished_run_does_nothing(tmp_path):
     first = train(
         make_dataset(4), make_config(), tmp_path / "m", quick(steps=2, checkpoint_every=2)
     )
@@ -213,7 +213,7 @@ def test_resuming_a_finished_run_does_nothing(tmp_path):
 
 
 # --------------------------------------------------------------------------- cancelling
-def test_cancel_from_on_step_keeps_the_last_checkpoint(tmp_path):
+def test_it_cancel_from_on_step_keeps_the_last_checkpoint(tmp_path):
     result = train(
         make_dataset(4),
         make_config(),
@@ -226,7 +226,7 @@ def test_cancel_from_on_step_keeps_the_last_checkpoint(tmp_path):
     assert ckpt.load_model(tmp_path / "m").step == 3
 
 
-def test_cancel_event_and_save_on_cancel(tmp_path):
+def test_it_cancel_event_and_save_on_cancel(tmp_path):
     event = threading.Event()
 
     def on_step(step, total, loss):
@@ -246,7 +246,7 @@ def test_cancel_event_and_save_on_cancel(tmp_path):
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "m")] == [3, 4]
 
 
-def test_cancel_before_the_first_checkpoint_leaves_nothing(tmp_path):
+def test_it_cancel_before_the_first_checkpoint_leaves_nothing(tmp_path):
     result = train(
         make_dataset(4), make_config(), tmp_path / "m", quick(steps=10), cancel=lambda: True
     )
@@ -255,7 +255,7 @@ def test_cancel_before_the_first_checkpoint_leaves_nothing(tmp_path):
 
 
 # ------------------------------------------------------------------------------ atomicity
-def test_a_failed_checkpoint_write_never_becomes_the_latest(tmp_path, monkeypatch):
+def test_it_a_failed_checkpoint_write_never_becomes_the_latest(tmp_path, monkeypatch):
     real = ckpt._write_training_state
     calls = []
 
@@ -286,7 +286,7 @@ def test_a_failed_checkpoint_write_never_becomes_the_latest(tmp_path, monkeypatc
     assert seen == [4, 5, 6]
 
 
-def test_a_failed_first_checkpoint_leaves_no_model_folder(tmp_path, monkeypatch):
+def test_it_a_failed_first_checkpoint_leaves_no_model_folder(tmp_path, monkeypatch):
     def broken(state, path):
         raise OSError("disk full")
 
@@ -296,7 +296,7 @@ def test_a_failed_first_checkpoint_leaves_no_model_folder(tmp_path, monkeypatch)
     assert not (tmp_path / "m").exists()
 
 
-def test_stale_temporary_folders_are_cleaned_on_the_next_run(tmp_path):
+def test_it_stale_temporary_folders_are_cleaned_on_the_next_run(tmp_path):
     train(make_dataset(4), make_config(), tmp_path / "m", quick(steps=3))
     stale = tmp_path / "m" / ckpt.CHECKPOINTS_DIR / ".tmp-step-00000006-deadbeef"
     stale.mkdir()
@@ -307,7 +307,7 @@ def test_stale_temporary_folders_are_cleaned_on_the_next_run(tmp_path):
 
 
 # ---------------------------------------------------------------------------- NaN loss
-def test_an_absurd_learning_rate_fails_clearly_without_a_nan_checkpoint(tmp_path):
+def test_it_an_absurd_learning_rate_fails_clearly_without_a_nan_checkpoint(tmp_path):
     data = make_dataset(4)
     train(data, make_config(), tmp_path / "m", quick(steps=3))
     good = ema_weights(ckpt.latest_checkpoint(tmp_path / "m"))
@@ -328,7 +328,7 @@ def test_an_absurd_learning_rate_fails_clearly_without_a_nan_checkpoint(tmp_path
     assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "m" / "checkpoints").iterdir())
 
 
-def test_a_nan_loss_on_a_new_model_leaves_nothing(tmp_path, monkeypatch):
+def test_it_a_nan_loss_on_a_new_model_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(
         training_mod,
         "diffusion_loss",
@@ -339,7 +339,7 @@ def test_a_nan_loss_on_a_new_model_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "m").exists()
 
 
-def test_nan_weights_are_never_checkpointed(tmp_path, monkeypatch):
+def test_it_nan_weights_are_never_checkpointed(tmp_path, monkeypatch):
     real_update = training_mod.EMA.update
 
     def poisoned(self, model):
@@ -355,13 +355,13 @@ def test_nan_weights_are_never_checkpointed(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- bad inputs
-def test_empty_training_set(tmp_path):
+def test_it_empty_training_set(tmp_path):
     with pytest.raises(TrainingError, match="empty"):
         train([], make_config(), tmp_path / "m", quick())
     assert not (tmp_path / "m").exists()
 
 
-def test_unknown_finding_is_named(tmp_path):
+def test_it_unknown_finding_is_named(tmp_path):
     data = make_dataset(4) + [(make_dataset(1)[0][0], "pneumothorax")]
     with pytest.raises(UnknownFindingError, match="'pneumothorax' \\(1\\).*normal, effusion"):
         train(data, make_config(), tmp_path / "m", quick())
@@ -376,7 +376,7 @@ def test_unknown_finding_is_named(tmp_path):
         (np.zeros((3, 32, 32), np.uint8), "2-D"),
     ],
 )
-def test_bad_images(tmp_path, image, message):
+def test_it_bad_images(tmp_path, image, message):
     with pytest.raises(TrainingError, match=message):
         train([(image, "normal")], make_config(), tmp_path / "m", quick())
     assert not (tmp_path / "m").exists()
@@ -394,7 +394,7 @@ def test_bad_images(tmp_path, image, message):
         ({"preset": "huge"}, "unknown preset"),
     ],
 )
-def test_bad_model_configs(overrides, message):
+def test_it_bad_model_configs(overrides, message):
     with pytest.raises(DDPMError, match=message):
         make_config(**overrides)
 
@@ -408,13 +408,13 @@ def test_bad_model_configs(overrides, message):
         ({"grad_accum": 0}, "grad_accum"),
     ],
 )
-def test_bad_training_configs(tmp_path, overrides, message):
+def test_it_bad_training_configs(tmp_path, overrides, message):
     with pytest.raises(TrainingError, match=message):
         train(make_dataset(2), make_config(), tmp_path / "m", quick(**overrides))
     assert not (tmp_path / "m").exists()
 
 
-def test_refuses_to_write_into_a_foreign_folder(tmp_path):
+def test_it_refuses_to_write_into_a_foreign_folder(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "notes.txt").write_text("mine")
     with pytest.raises(TrainingError, match="not a ddpm model folder"):
@@ -422,7 +422,7 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path):
     assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
 
 
-def test_presets_build():
+def test_it_presets_build():
     from generation.engine.ddpm import build_unet, parameter_count
 
     small = build_unet(DDPMConfig(resolution=64, findings=FINDINGS, preset="small"))

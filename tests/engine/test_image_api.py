@@ -128,7 +128,7 @@ def make_client(server, **kwargs) -> tuple[ImageApiClient, SleepRecorder]:
 # -- success ---------------------------------------------------------------------------------
 
 
-def test_success_returns_grayscale_array_and_provenance(api_server):
+def test_it_success_returns_grayscale_array_and_provenance(api_server):
     image = rgb_test_image(64, 48)
     api_server.replies = [
         Reply(
@@ -173,7 +173,7 @@ def test_success_returns_grayscale_array_and_provenance(api_server):
     assert API_KEY not in repr(client)
 
 
-def test_size_extra_params_and_no_response_format(api_server):
+def test_it_size_extra_params_and_no_response_format(api_server):
     client, _ = make_client(
         api_server, send_response_format=False, extra_params={"quality": "high"}
     )
@@ -185,7 +185,7 @@ def test_size_extra_params_and_no_response_format(api_server):
         client.generate("a chest x-ray", size="big")
 
 
-def test_generate_many_reports_each_image(api_server):
+def test_it_generate_many_reports_each_image(api_server):
     client, _ = make_client(api_server)
     seen = []
     results = client.generate_many(
@@ -197,14 +197,14 @@ def test_generate_many_reports_each_image(api_server):
     assert [json.loads(r["body"])["prompt"] for r in api_server.requests] == ["one", "two", "three"]
 
 
-def test_cancel_before_request(api_server):
+def test_it_cancel_before_request(api_server):
     client, _ = make_client(api_server)
     with pytest.raises(ImageApiCancelled):
         client.generate("a chest x-ray", cancel=lambda: True)
     assert api_server.requests == []
 
 
-def test_cancel_between_images_keeps_finished_ones(api_server):
+def test_it_cancel_between_images_keeps_finished_ones(api_server):
     client, _ = make_client(api_server)
     event = threading.Event()
     with pytest.raises(ImageApiCancelled) as info:
@@ -226,13 +226,13 @@ def test_cancel_between_images_keeps_finished_ones(api_server):
         ("", None, "", "base URL, no API key, no model"),
     ],
 )
-def test_not_configured(base_url, key, model, words):
+def test_it_not_configured(base_url, key, model, words):
     with pytest.raises(ImageApiConfigError, match="not configured") as info:
         ImageApiClient(base_url, key, model)
     assert words in str(info.value)
 
 
-def test_bad_base_url():
+def test_it_bad_base_url():
     with pytest.raises(ImageApiConfigError, match="http"):
         ImageApiClient("ftp://example.org/v1", API_KEY, "m")
     with pytest.raises(ImageApiConfigError, match="not in the base URL"):
@@ -242,7 +242,7 @@ def test_bad_base_url():
 # -- HTTP errors -------------------------------------------------------------------------------
 
 
-def test_401_is_an_auth_error_without_retry_and_key_is_redacted(api_server):
+def test_it_401_is_an_auth_error_without_retry_and_key_is_redacted(api_server):
     api_server.replies = [
         Reply(401, error_body(f"Incorrect API key provided: {API_KEY}.", "invalid_api_key"))
     ]
@@ -256,14 +256,14 @@ def test_401_is_an_auth_error_without_retry_and_key_is_redacted(api_server):
     assert len(api_server.requests) == 1 and sleep.calls == []
 
 
-def test_403_is_an_auth_error(api_server):
+def test_it_403_is_an_auth_error(api_server):
     api_server.replies = [Reply(403, error_body("This key may not use this model"))]
     client, _ = make_client(api_server)
     with pytest.raises(ImageApiAuthError, match="may not use this model"):
         client.generate("a chest x-ray")
 
 
-def test_400_reports_the_api_message_without_retry(api_server):
+def test_it_400_reports_the_api_message_without_retry(api_server):
     message = "Your request was rejected as a result of our safety system."
     api_server.replies = [Reply(400, error_body(message))]
     client, sleep = make_client(api_server)
@@ -273,14 +273,14 @@ def test_400_reports_the_api_message_without_retry(api_server):
     assert len(api_server.requests) == 1 and sleep.calls == []
 
 
-def test_404_points_at_the_base_url(api_server):
+def test_it_404_points_at_the_base_url(api_server):
     api_server.replies = [Reply(404, b"not here")]
     client, _ = make_client(api_server)
     with pytest.raises(ImageApiRequestError, match="check the base URL"):
         client.generate("a chest x-ray")
 
 
-def test_redirects_are_not_followed(api_server):
+def test_it_redirects_are_not_followed(api_server):
     api_server.replies = [Reply(302, b"", headers={"Location": "http://127.0.0.1:9/steal"})]
     client, _ = make_client(api_server)
     with pytest.raises(ImageApiRequestError, match="redirect"):
@@ -288,7 +288,7 @@ def test_redirects_are_not_followed(api_server):
     assert len(api_server.requests) == 1
 
 
-def test_429_then_success_honours_retry_after(api_server):
+def test_it_429_then_success_honours_retry_after(api_server):
     api_server.replies = [
         Reply(429, error_body("Rate limit reached"), headers={"Retry-After": "0"}),
         Reply(200, ok_body()),
@@ -300,7 +300,7 @@ def test_429_then_success_honours_retry_after(api_server):
     assert sleep.calls == [0.0]  # Retry-After, not the 5 s backoff
 
 
-def test_429_every_time_gives_up_after_max_retries(api_server):
+def test_it_429_every_time_gives_up_after_max_retries(api_server):
     api_server.replies = [Reply(429, error_body("Rate limit reached"))]
     client, sleep = make_client(api_server, max_retries=3, backoff_base_s=0.01)
     with pytest.raises(ImageApiRateLimitError) as info:
@@ -310,7 +310,7 @@ def test_429_every_time_gives_up_after_max_retries(api_server):
     assert "Rate limit reached" in str(info.value) and "4 attempts" in str(info.value)
 
 
-def test_429_with_a_very_long_retry_after_fails_at_once(api_server):
+def test_it_429_with_a_very_long_retry_after_fails_at_once(api_server):
     api_server.replies = [Reply(429, error_body("quota"), headers={"Retry-After": "3600"})]
     client, sleep = make_client(api_server, max_retry_after_s=60)
     with pytest.raises(ImageApiRateLimitError, match="3600"):
@@ -318,14 +318,14 @@ def test_429_with_a_very_long_retry_after_fails_at_once(api_server):
     assert len(api_server.requests) == 1 and sleep.calls == []
 
 
-def test_500_then_success(api_server):
+def test_it_500_then_success(api_server):
     api_server.replies = [Reply(500, error_body("internal error")), Reply(200, ok_body())]
     client, sleep = make_client(api_server, backoff_base_s=0.01)
     _, provenance = client.generate("a chest x-ray")
     assert provenance["attempts"] == 2 and sleep.calls == [0.01]
 
 
-def test_5xx_every_time_is_a_server_error(api_server):
+def test_it_5xx_every_time_is_a_server_error(api_server):
     api_server.replies = [Reply(503, b"<html>upstream down</html>")]
     client, _ = make_client(api_server, max_retries=1)
     with pytest.raises(ImageApiServerError, match="HTTP 503") as info:
@@ -333,7 +333,7 @@ def test_5xx_every_time_is_a_server_error(api_server):
     assert len(api_server.requests) == 2 and info.value.status == 503
 
 
-def test_slow_reply_times_out_and_is_retried(api_server):
+def test_it_slow_reply_times_out_and_is_retried(api_server):
     api_server.replies = [Reply(200, ok_body(), delay_s=1.5)]
     client, sleep = make_client(api_server, timeout_s=0.2, max_retries=1)
     started = time.monotonic()
@@ -343,14 +343,14 @@ def test_slow_reply_times_out_and_is_retried(api_server):
     assert len(api_server.requests) == 2 and len(sleep.calls) == 1
 
 
-def test_slow_then_fast_succeeds(api_server):
+def test_it_slow_then_fast_succeeds(api_server):
     api_server.replies = [Reply(200, ok_body(), delay_s=1.0), Reply(200, ok_body())]
     client, _ = make_client(api_server, timeout_s=0.2, max_retries=2)
     _, provenance = client.generate("a chest x-ray")
     assert provenance["attempts"] == 2
 
 
-def test_unreachable_host_is_a_connection_error():
+def test_it_unreachable_host_is_a_connection_error():
     with socket.socket() as sock:  # a free port with nothing listening
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -386,7 +386,7 @@ def test_unreachable_host_is_a_connection_error():
         ),
     ],
 )
-def test_malformed_replies_are_clear_errors(api_server, body, words):
+def test_it_malformed_replies_are_clear_errors(api_server, body, words):
     api_server.replies = [Reply(200, body)]
     client, sleep = make_client(api_server)
     with pytest.raises(ImageApiResponseError, match=words):
@@ -394,7 +394,7 @@ def test_malformed_replies_are_clear_errors(api_server, body, words):
     assert len(api_server.requests) == 1 and sleep.calls == []
 
 
-def test_oversized_reply_is_refused(api_server):
+def test_it_oversized_reply_is_refused(api_server):
     noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     api_server.replies = [Reply(200, ok_body(Image.fromarray(noise)))]  # about 5.5 kB of JSON
     client, _ = make_client(api_server, max_response_bytes=1000)
@@ -405,7 +405,7 @@ def test_oversized_reply_is_refused(api_server):
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def test_parse_retry_after():
+def test_it_parse_retry_after():
     assert parse_retry_after(None) is None
     assert parse_retry_after("") is None
     assert parse_retry_after("2") == 2.0
@@ -415,7 +415,7 @@ def test_parse_retry_after():
     assert parse_retry_after("soon") is None
 
 
-def test_grayscale_conversion_of_other_modes():
+def test_it_grayscale_conversion_of_other_modes():
     rgba = Image.new("RGBA", (4, 2), (200, 200, 200, 0))
     assert np.all(to_grayscale_uint8(rgba) == 0)  # transparent -> black
     gray16 = Image.fromarray(np.array([[0, 1000], [2000, 4000]], dtype=np.uint16))

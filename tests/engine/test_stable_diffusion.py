@@ -148,7 +148,7 @@ def _diff(a: np.ndarray, b: np.ndarray) -> int:
 # -- prompts -----------------------------------------------------------------------------------
 
 
-def test_build_prompt_template():
+def test_it_build_prompt_template():
     assert (
         build_prompt("CXR", "pneumonia", "child")
         == "a frontal chest x-ray of a child with pneumonia"
@@ -165,7 +165,7 @@ def test_build_prompt_template():
 # -- sampling ----------------------------------------------------------------------------------
 
 
-def test_text_to_image_gives_grayscale_arrays_with_provenance(sd_generator, sd_checkpoint):
+def test_it_text_to_image_gives_grayscale_arrays_with_provenance(sd_generator, sd_checkpoint):
     images = sd_generator.generate(PROMPT, seeds=[1, 2], negative_prompt="text", **SAMPLE)
     assert len(images) == 2
     for image, seed in zip(images, [1, 2]):
@@ -192,7 +192,7 @@ def test_text_to_image_gives_grayscale_arrays_with_provenance(sd_generator, sd_c
     json.dumps(provenance)  # storable as JSON as it is
 
 
-def test_same_seed_same_image_alone_or_in_any_batch(sd_generator):
+def test_it_same_seed_same_image_alone_or_in_any_batch(sd_generator):
     batch = sd_generator.generate(PROMPT, seeds=[7, 42, 9], batch_size=2, **SAMPLE)
     alone = sd_generator.generate(PROMPT, seeds=[42], batch_size=1, **SAMPLE)
     again = sd_generator.generate(PROMPT, seeds=[42, 7], batch_size=4, **SAMPLE)
@@ -202,7 +202,7 @@ def test_same_seed_same_image_alone_or_in_any_batch(sd_generator):
     assert _diff(batch[0].array, batch[1].array) > 0  # different seeds, different images
 
 
-def test_mixed_prompts_in_one_batch(sd_generator):
+def test_it_mixed_prompts_in_one_batch(sd_generator):
     mixed = sd_generator.generate([PROMPT, OTHER_PROMPT], seeds=[5, 5], **SAMPLE)
     first = sd_generator.generate(PROMPT, seeds=[5], **SAMPLE)
     second = sd_generator.generate(OTHER_PROMPT, seeds=[5], **SAMPLE)
@@ -213,7 +213,7 @@ def test_mixed_prompts_in_one_batch(sd_generator):
         sd_generator.generate([PROMPT, OTHER_PROMPT], seeds=[1, 2, 3], **SAMPLE)
 
 
-def test_guidance_and_negative_prompt_change_the_image(sd_generator):
+def test_it_guidance_and_negative_prompt_change_the_image(sd_generator):
     low = sd_generator.generate(PROMPT, seeds=[3], steps=4, guidance=1.0)[0].array
     high = sd_generator.generate(PROMPT, seeds=[3], steps=4, guidance=7.0)[0].array
     negative = sd_generator.generate(
@@ -231,7 +231,7 @@ def test_guidance_and_negative_prompt_change_the_image(sd_generator):
         ("euler", "EulerDiscreteScheduler"),
     ],
 )
-def test_each_scheduler_runs(sd_generator, scheduler, cls):
+def test_it_each_scheduler_runs(sd_generator, scheduler, cls):
     (image,) = sd_generator.generate(PROMPT, seeds=[11], scheduler=scheduler, **SAMPLE)
     assert image.array.shape == (SD_TINY_IMAGE_SIZE, SD_TINY_IMAGE_SIZE)
     assert image.provenance["scheduler"] == scheduler and image.provenance["scheduler_class"] == cls
@@ -239,7 +239,7 @@ def test_each_scheduler_runs(sd_generator, scheduler, cls):
         assert sd_generator.pipe.scheduler.config.algorithm_type == "dpmsolver++"
 
 
-def test_bad_arguments(sd_generator):
+def test_it_bad_arguments(sd_generator):
     with pytest.raises(ValueError, match="scheduler must be one of"):
         sd_generator.generate(PROMPT, seeds=[1], scheduler="pndm", **SAMPLE)
     with pytest.raises(ValueError, match="multiples of 8"):
@@ -251,7 +251,7 @@ def test_bad_arguments(sd_generator):
     assert sd_generator.generate(PROMPT, seeds=[], **SAMPLE) == []
 
 
-def test_callbacks_and_cancel(sd_generator):
+def test_it_callbacks_and_cancel(sd_generator):
     steps, images, batches = [], [], []
     sd_generator.generate(
         PROMPT,
@@ -285,7 +285,7 @@ def test_callbacks_and_cancel(sd_generator):
     assert info.value.completed == []
 
 
-def test_grayscale_conversion():
+def test_it_grayscale_conversion():
     rgb = np.zeros((1, 2, 2, 3))
     rgb[0, 0, 0] = (1.0, 1.0, 1.0)
     rgb[0, 1, 1] = (1.0, 0.0, 0.0)
@@ -296,13 +296,13 @@ def test_grayscale_conversion():
 # -- checkpoint folders ------------------------------------------------------------------------
 
 
-def test_check_checkpoint_accepts_the_tiny_pipeline(sd_checkpoint):
+def test_it_check_checkpoint_accepts_the_tiny_pipeline(sd_checkpoint):
     info = check_checkpoint(sd_checkpoint)
     assert info.pipeline_class == "StableDiffusionPipeline" and info.prediction_type == "epsilon"
     assert len(info.unet_sha256) == 64 and info.variant is None
 
 
-def test_missing_and_wrong_kind_folders(tmp_path):
+def test_it_missing_and_wrong_kind_folders(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         StableDiffusionGenerator(tmp_path / "nowhere")
     with pytest.raises(
@@ -357,7 +357,7 @@ def _copy_without(src, dst, *relative):
     return dst
 
 
-def test_incomplete_folders(sd_checkpoint, tmp_path):
+def test_it_incomplete_folders(sd_checkpoint, tmp_path):
     folder = _copy_without(sd_checkpoint, tmp_path / "no-unet", "unet")
     with pytest.raises(CheckpointError, match=r"missing subfolder\(s\) unet/"):
         StableDiffusionGenerator(folder)
@@ -376,7 +376,7 @@ def test_incomplete_folders(sd_checkpoint, tmp_path):
         check_checkpoint(folder)
 
 
-def test_lora_folder_errors(sd_checkpoint, tmp_path):
+def test_it_lora_folder_errors(sd_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         check_lora_folder(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
@@ -389,14 +389,14 @@ def test_lora_folder_errors(sd_checkpoint, tmp_path):
 # -- LoRA fine-tuning --------------------------------------------------------------------------
 
 
-def test_lora_training_lowers_the_loss(sd_trained):
+def test_it_lora_training_lowers_the_loss(sd_trained):
     _, result, before, after = sd_trained
     assert result.step == 12 and not result.cancelled and result.resumed_from is None
     assert len(result.losses) == 12 and all(np.isfinite(loss) for _, loss in result.losses)
     assert after < before - 0.02, (before, after)
 
 
-def test_lora_files_hold_only_lora_weights(sd_trained, sd_checkpoint):
+def test_it_lora_files_hold_only_lora_weights(sd_trained, sd_checkpoint):
     _, result, *_ = sd_trained
     weights_file = result.lora_dir / LORA_WEIGHT_NAME
     weights = load_file(str(weights_file))
@@ -421,7 +421,7 @@ def test_lora_files_hold_only_lora_weights(sd_trained, sd_checkpoint):
     assert not list(result.output_dir.glob(".tmp-*"))
 
 
-def test_lora_load_matches_the_trained_model_and_differs_from_base(
+def test_it_lora_load_matches_the_trained_model_and_differs_from_base(
     sd_trained, sd_checkpoint, sd_generator
 ):
     trainer, result, *_ = sd_trained
@@ -446,7 +446,7 @@ def test_lora_load_matches_the_trained_model_and_differs_from_base(
     assert np.array_equal(zero.generate(PROMPT, **args)[0].array, base[0].array)
 
 
-def test_resume_continues_exactly(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_resume_continues_exactly(sd_checkpoint, sd_dataset, tmp_path):
     options = {
         "rank": 2,
         "learning_rate": 5e-3,
@@ -491,7 +491,7 @@ def test_resume_continues_exactly(sd_checkpoint, sd_dataset, tmp_path):
         )
 
 
-def test_training_cancel_saves_a_checkpoint(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_training_cancel_saves_a_checkpoint(sd_checkpoint, sd_dataset, tmp_path):
     config = LoraTrainingConfig(rank=2, max_steps=10, batch_size=1, checkpoint_every=100)
     result = train_lora(
         sd_checkpoint,
@@ -510,7 +510,7 @@ def test_training_cancel_saves_a_checkpoint(sd_checkpoint, sd_dataset, tmp_path)
     assert again.cancelled and again.step == 3 and again.resumed_from == 3
 
 
-def test_nan_loss_is_a_clear_error(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_nan_loss_is_a_clear_error(sd_checkpoint, sd_dataset, tmp_path):
     trainer = LoraTrainer(
         sd_checkpoint, tmp_path / "run", sd_dataset, LoraTrainingConfig(rank=2, max_steps=3)
     )
@@ -521,7 +521,7 @@ def test_nan_loss_is_a_clear_error(sd_checkpoint, sd_dataset, tmp_path):
         trainer.train()
 
 
-def test_v_prediction_checkpoints_train_and_sample(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_v_prediction_checkpoints_train_and_sample(sd_checkpoint, sd_dataset, tmp_path):
     folder = shutil.copytree(sd_checkpoint, tmp_path / "v-pred")
     config_path = folder / "scheduler" / "scheduler_config.json"
     config = json.loads(config_path.read_text())
@@ -536,7 +536,7 @@ def test_v_prediction_checkpoints_train_and_sample(sd_checkpoint, sd_dataset, tm
     assert trainer.generator().pipe.scheduler.config.prediction_type == "v_prediction"
 
 
-def test_training_config_and_data_errors(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_training_config_and_data_errors(sd_checkpoint, sd_dataset, tmp_path):
     with pytest.raises(ValueError, match="learning_rate"):
         LoraTrainer(
             sd_checkpoint,
@@ -560,7 +560,7 @@ def test_training_config_and_data_errors(sd_checkpoint, sd_dataset, tmp_path):
         ).train()
 
 
-def test_text_encoder_lora(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_text_encoder_lora(sd_checkpoint, sd_dataset, tmp_path):
     config = LoraTrainingConfig(
         rank=2, learning_rate=1e-2, max_steps=2, batch_size=3, train_text_encoder=True
     )
@@ -588,7 +588,7 @@ def test_text_encoder_lora(sd_checkpoint, sd_dataset, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_half_precision_sampling_and_bf16_training(sd_checkpoint, sd_dataset, tmp_path):
+def test_it_cuda_half_precision_sampling_and_bf16_training(sd_checkpoint, sd_dataset, tmp_path):
     gen = StableDiffusionGenerator(sd_checkpoint)  # default placement: half precision on the GPU
     alone = gen.generate(PROMPT, seeds=[1, 2], batch_size=1, **SAMPLE)
     batched = gen.generate(PROMPT, seeds=[1, 2], batch_size=2, **SAMPLE)

@@ -53,7 +53,7 @@ def test_it_shows_status_progress_worker_timings_and_the_log(staff_client, runni
     assert "/retry/" not in html
 
 
-def test_its_status_block_polls_itself_while_the_job_runs(staff_client, running_run):
+def test_it_status_block_polls_itself_while_the_job_runs(staff_client, running_run):
     response = staff_client.get(status_url("training", running_run), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     html = response.content.decode()
@@ -64,7 +64,7 @@ def test_its_status_block_polls_itself_while_the_job_runs(staff_client, running_
     assert "HX-Request" in response["Vary"]
 
 
-def test_its_status_block_stops_polling_once_the_job_has_ended(staff_client, running_run):
+def test_it_status_block_stops_polling_once_the_job_has_ended(staff_client, running_run):
     running_run.status, running_run.step = JobStatus.SUCCEEDED, 200
     running_run.finished_at = timezone.now()
     running_run.save()
@@ -78,7 +78,7 @@ def test_its_status_block_stops_polling_once_the_job_has_ended(staff_client, run
 
 
 @pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED])
-def test_a_failed_or_cancelled_job_stops_polling_and_offers_retry(staff_client, tiny_model, status):
+def test_it_a_failed_or_cancelled_job_stops_polling_and_offers_retry(staff_client, tiny_model, status):
     job = GenerationJob.objects.create(
         generator=tiny_model, count=4, finding="normal", status=status, error="CUDA out of memory"
     )
@@ -89,7 +89,7 @@ def test_a_failed_or_cancelled_job_stops_polling_and_offers_retry(staff_client, 
     assert "/cancel/" not in html
 
 
-def test_a_generation_job_counts_images_and_shows_them(staff_client, tiny_model):
+def test_it_a_generation_job_counts_images_and_shows_them(staff_client, tiny_model):
     job = GenerationJob.objects.create(
         generator=tiny_model,
         count=4,
@@ -107,7 +107,7 @@ def test_a_generation_job_counts_images_and_shows_them(staff_client, tiny_model)
     assert "Queued" not in html
 
 
-def test_a_plain_visit_to_the_status_url_gets_the_page(staff_client, running_run):
+def test_it_a_plain_visit_to_the_status_url_gets_the_page(staff_client, running_run):
     response = staff_client.get(status_url("training", running_run))
     assert response.status_code == 303
     assert response["Location"] == f"/staff/generation/jobs/training/{running_run.pk}/"
@@ -118,7 +118,7 @@ def test_it_is_a_404_for_a_job_that_does_not_exist(staff_client, db):
     assert staff_client.get("/staff/generation/jobs/other/1/").status_code == 404
 
 
-def test_its_status_block_stays_cheap_to_poll(staff_client, tiny_model, django_assert_num_queries):
+def test_it_status_block_stays_cheap_to_poll(staff_client, tiny_model, django_assert_num_queries):
     job = GenerationJob.objects.create(generator=tiny_model, count=4, finding="normal")
     for index in range(3):
         GeneratedImage.objects.create(

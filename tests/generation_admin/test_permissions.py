@@ -26,14 +26,14 @@ def urls(tiny_model) -> list[str]:
     ]
 
 
-def test_a_reader_is_sent_to_the_admin_login(reader_client, urls):
+def test_it_a_reader_is_sent_to_the_admin_login(reader_client, urls):
     for url in urls:
         response = reader_client.get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith("/admin/login/?next="), url
 
 
-def test_a_reader_cannot_cancel_or_retry(reader_client, tiny_model):
+def test_it_a_reader_cannot_cancel_or_retry(reader_client, tiny_model):
     job = GenerationJob.objects.create(generator=tiny_model, count=1, finding="normal")
     for action in ("cancel", "retry"):
         response = reader_client.post(f"/staff/generation/jobs/generation/{job.pk}/{action}/")
@@ -42,12 +42,12 @@ def test_a_reader_cannot_cancel_or_retry(reader_client, tiny_model):
     assert job.status == "queued"
 
 
-def test_an_anonymous_visitor_is_sent_to_log_in(client, urls):
+def test_it_an_anonymous_visitor_is_sent_to_log_in(client, urls):
     for url in urls:
         assert client.get(url).status_code == 302, url
 
 
-def test_staff_need_the_models_permissions(client, tiny_model):
+def test_it_staff_need_the_models_permissions(client, tiny_model):
     clerk = UserFactory(is_staff=True)
     client.force_login(clerk)
     job = GenerationJob.objects.create(generator=tiny_model, count=1, finding="normal")

@@ -101,7 +101,7 @@ def test_it_shows_an_empty_study(staff_client):
     assert "No case has been read yet." in html
 
 
-def test_its_query_count_does_not_grow_with_readers_or_cases(staff_client,
+def test_it_query_count_does_not_grow_with_readers_or_cases(staff_client,
                                                             django_assert_num_queries):
     small = finished_study({"a": [("real", 1), ("fake", 2)]}, ["real", "synthetic"])
     large = finished_study(
@@ -165,7 +165,7 @@ def test_it_zips_every_table(staff_client, study):
     assert f"study-{study.public_id}-readings.csv" in names and len(names) >= 5
 
 
-def test_the_admin_study_page_links_to_the_dashboard(staff_client, study):
+def test_it_the_admin_study_page_links_to_the_dashboard(staff_client, study):
     html = staff_client.get(f"/admin/readerstudy/study/{study.pk}/change/").content.decode()
     assert f'href="{url(study)}"' in html and "Results dashboard" in html
 
@@ -173,7 +173,7 @@ def test_the_admin_study_page_links_to_the_dashboard(staff_client, study):
 # ------------------------------------------------------------------------- admin action
 
 
-def test_the_admin_action_streams_one_studys_readings(staff, study):
+def test_it_the_admin_action_streams_one_studys_readings(staff, study):
     request = RequestFactory().post("/admin/readerstudy/study/")
     request.user = staff
     response = export_readings_csv(site._registry[Study], request,
@@ -184,7 +184,7 @@ def test_the_admin_action_streams_one_studys_readings(staff, study):
     assert len(list(csv.reader(io.StringIO(body(response))))) == 1 + 11
 
 
-def test_the_admin_action_zips_several_studies(staff, study):
+def test_it_the_admin_action_zips_several_studies(staff, study):
     other = finished_study({"carol": [("fake", 1)]}, ["synthetic"])
     request = RequestFactory().post("/admin/readerstudy/study/")
     request.user = staff

@@ -185,7 +185,7 @@ def test_it_zips_several_tables_in_a_stream(study):
     assert readings.count("\r\n") == 1 + 11
 
 
-def test_every_table_is_documented():
+def test_it_every_table_is_documented():
     from pathlib import Path
 
     from django.conf import settings
