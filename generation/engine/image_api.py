@@ -44,6 +44,8 @@ import numpy as np
 import PIL
 from PIL import Image, UnidentifiedImageError
 
+from generation.engine.cancellation import cancel_requested
+
 GENERATOR_KIND = "image-api"
 GENERATIONS_PATH = "/images/generations"
 REQUEST_ID_HEADERS = (
@@ -112,15 +114,6 @@ class GeneratedImage(NamedTuple):
 
     array: np.ndarray
     provenance: dict
-
-
-def cancel_requested(cancel: Any) -> bool:
-    """True if `cancel` (None, a callable, or an object with is_set()) says stop."""
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

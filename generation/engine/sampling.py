@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cancellation import cancel_requested as _cancel_requested
 from .checkpoints import LoadedModel
 from .ddpm import KIND, DDPMError
 from .devices import library_versions, pick_placement
@@ -78,14 +79,6 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     """N x 1 x H x W in [-1, 1] -> N x H x W uint8."""
     x = x.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return x[:, 0].cpu().numpy()
-
-
-def _cancel_requested(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 def initial_noise(

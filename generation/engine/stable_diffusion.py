@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .cancellation import cancel_requested
 from .devices import Placement, library_versions, pick_placement
 
 GENERATOR_KIND = "stable-diffusion"
@@ -70,15 +71,6 @@ _SHARD_INDEX_NAMES = (
 #   cancel: a callable returning True, or an object with is_set() (threading.Event).
 StepCallback = Callable[[int, int], Any]
 TrainStepCallback = Callable[[int, int, float], Any]
-
-
-def cancel_requested(cancel: Any) -> bool:
-    """True if `cancel` (None, a callable, or an object with is_set()) says stop."""
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 # --------------------------------------------------------------------------------------------

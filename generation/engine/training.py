@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoints as ckpt
+from .cancellation import cancel_requested as _cancel_requested
 from .ddpm import (
     KIND,
     DDPMConfig,
@@ -358,14 +359,6 @@ def sample_grid(
         )
         arrays.extend(to_uint8(x))
     return image_grid(arrays, columns=training.grid_per_class)
-
-
-def _cancel_requested(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 # ---------------------------------------------------------------------------- training
