@@ -7,6 +7,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from readerstudy.models import StudyCase
+from readerstudy.signals import cases_added
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +34,8 @@ def _case_saved(sender, instance: StudyCase, raw=False, **kwargs) -> None:
 @receiver(post_delete, sender=StudyCase, dispatch_uid="evaluation-audit-on-case-delete")
 def _case_deleted(sender, instance: StudyCase, **kwargs) -> None:
     _enqueue_audit(instance.study_id)
+
+
+@receiver(cases_added, dispatch_uid="evaluation-audit-on-cases-added")
+def _cases_added(sender, study, **kwargs) -> None:
+    _enqueue_audit(study.pk)

@@ -32,6 +32,7 @@ from generation.models import (
 from generation.pool import DuplicateImageError, store_generated_image
 from generation.runner import JobLost, JobRunner, claim, default_worker_name
 from readerstudy.models import Image, Study, StudyCase, Truth
+from readerstudy.services.studies import bulk_add_cases
 from spotthefake.celery import GPU_QUEUE, project_task
 
 logger = logging.getLogger(__name__)
@@ -668,7 +669,7 @@ def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
         .values_list("image_id", flat=True)
         if image_id not in in_study
     ]
-    StudyCase.objects.bulk_create(StudyCase(study=study, image_id=pk) for pk in new_ids)
+    bulk_add_cases(study, [StudyCase(study=study, image_id=pk) for pk in new_ids])
     note = f"added {len(new_ids)} synthetic image(s) to study {study.title!r}"
     if job.keep_study_balance and new_ids:
         real = Image.objects.filter(truth=Truth.REAL, modality=job.generator.modality).exclude(
@@ -678,7 +679,7 @@ def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
             real = real.filter(finding__iexact=job.finding)
         candidates = sorted(real.values_list("id", flat=True))
         chosen = random.SystemRandom().sample(candidates, min(len(new_ids), len(candidates)))
-        StudyCase.objects.bulk_create(StudyCase(study=study, image_id=pk) for pk in chosen)
+        bulk_add_cases(study, [StudyCase(study=study, image_id=pk) for pk in chosen])
         note += f" and {len(chosen)} real one(s) to keep the balance"
         if len(chosen) < len(new_ids):
             note += (

@@ -33,6 +33,7 @@ from readerstudy.models import (
     Truth,
 )
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
+from readerstudy.signals import cases_added
 
 
 class StudyRefused(Exception):
@@ -215,7 +216,17 @@ def add_cases_by_rule(
             raise StudyRefused(
                 "Not enough matching images in the pool: " + "; ".join(shortages) + "."
             )
-        return StudyCase.objects.bulk_create(
-            StudyCase(study=locked, image_id=image_id, is_practice=practice)
-            for image_id, practice in picked
+        return bulk_add_cases(
+            locked,
+            [StudyCase(study=locked, image_id=image_id, is_practice=practice)
+             for image_id, practice in picked],
         )
+
+
+def bulk_add_cases(study: Study, cases: list[StudyCase]) -> list[StudyCase]:
+    """Add many cases in one query, and say so: bulk_create sends no post_save signal."""
+    created = StudyCase.objects.bulk_create(cases)
+    if created:
+        cases_added.send(sender=Study, study=study)
+    return created
+

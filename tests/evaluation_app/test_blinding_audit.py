@@ -106,3 +106,16 @@ def test_it_enqueues_the_audit_when_a_case_is_saved(django_capture_on_commit_cal
 
 def test_it_leaves_a_deleted_study_alone():
     assert audit_study_blinding(study_pk=987654) is None
+
+
+def test_it_audits_again_when_cases_are_added_in_bulk(django_capture_on_commit_callbacks):
+    """bulk_create sends no post_save: the reader study's cases_added signal stands in for it."""
+    from readerstudy.services.studies import bulk_add_cases
+    from tests.factories import ImageFactory, StudyFactory
+
+    study = StudyFactory()
+    images = [ImageFactory() for _ in range(3)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        bulk_add_cases(study, [StudyCase(study=study, image=image) for image in images])
+    assert len(callbacks) == 1  # one audit for the whole batch, published on commit
+    assert callbacks[0].__qualname__.startswith("_enqueue_audit")
