@@ -51,3 +51,4 @@ def shared_chest_xrays() -> Path:
     if not raw or not Path(raw, "manifest.csv").is_file():
         pytest.skip(f"set {SHARED_DATA_ENV} to the chest-xray-pediatric folder to run this test")
     return Path(raw)
+

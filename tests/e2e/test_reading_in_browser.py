@@ -18,19 +18,11 @@ from PIL import Image as PILImage
 from readerstudy.imaging import make_display_png
 from readerstudy.models import Assignment, Reading, ReadingSlot, Truth
 from readerstudy.services.studies import open_study
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.factories import DEFAULT_PASSWORD, ImageFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SAMPLE = Path(settings.BASE_DIR) / "sample_data" / "chest-xray-pediatric" / "images"
 TIMEOUT_MS = 15_000
 
@@ -48,8 +40,7 @@ ANSWERS = {"r": "real", "f": "fake", "u": "unsure"}
 @pytest.fixture(scope="module")
 def browser():
     """One Chromium for the module; each test opens its own context (cookies, storage)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests

@@ -5,7 +5,6 @@ Screenshots of the job page and the model page go to the test output folder.
 """
 
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -13,18 +12,16 @@ from django.test import Client
 from django.utils import timezone
 
 from generation.models import JobStatus, TrainingRun
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 TIMEOUT_MS = 15_000
 
 
 @pytest.fixture
 def page(live_server, transactional_db, staff):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     client = Client()
