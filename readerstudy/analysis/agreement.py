@@ -284,6 +284,11 @@ def kappa_value(
         return NotDefined(empty)
     if not np.isfinite(kappa):
         return NotDefined(one_category)
+    if not se > 0:
+        # One rater used a single category: kappa is 0 with a zero large-sample variance,
+        # and an interval [0, 0] would claim a certainty the data do not have.
+        note = "no interval: the large-sample variance is 0 (a rater used one category)"
+        return Estimate(kappa, None, None, n, ASYMPTOTIC_KAPPA, note=note)
     low, high = kappa - Z95 * se, kappa + Z95 * se
     note = ""
     if low < -1.0 or high > 1.0:

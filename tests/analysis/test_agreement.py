@@ -13,6 +13,7 @@ from readerstudy.analysis import (
     Estimate,
     NotDefined,
     category_counts,
+    cohen_kappa_table,
     fleiss_kappa,
     gwet_ac1,
     kappa_from_tables,
@@ -158,3 +159,12 @@ def test_it_reports_degenerate_agreement_as_not_defined():
     empty = np.zeros((0, 3))
     for function in (krippendorff_alpha_nominal, gwet_ac1, percent_agreement, fleiss_kappa):
         assert isinstance(function(empty), NotDefined)
+
+
+def test_it_gives_no_interval_when_one_rater_used_a_single_category():
+    # Rater A always "real"; rater B varies: kappa is 0 and its asymptotic SE is 0.
+    table = np.array([[2, 1, 3], [0, 0, 0], [0, 0, 0]])
+    value = cohen_kappa_table(table)
+    assert value.estimate == pytest.approx(0.0)
+    assert value.ci_low is None and value.ci_high is None
+    assert "no interval" in value.note
