@@ -11,6 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY spotthefake ./spotthefake
+COPY pool ./pool
 COPY readerstudy ./readerstudy
 COPY generation ./generation
 RUN if [ -n "$TORCH_INDEX_URL" ]; then pip install --no-cache-dir "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"; \

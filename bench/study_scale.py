@@ -100,7 +100,7 @@ class PeakRss:
 def build_images(n_cases: int, n_practice: int, seed: int):
     import numpy as np
 
-    from readerstudy.models import Image
+    from pool.models import Image
 
     rng = np.random.default_rng(seed)
     is_fake = rng.random(n_cases) < 0.5

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from django.db.models import Q
 
 from evaluation.models import EvaluationStatus, QualityEvaluation
-from readerstudy.models import Study, Truth
+from pool.models import Truth
+from readerstudy.models import Study
 
 QUALITY_HEADER = [
     "study", "evaluation", "subject", "extractor_version", "extractor_sha256", "figure",

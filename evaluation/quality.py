@@ -37,8 +37,8 @@ from evaluation.metrics import (
     train_feature_extractor,
 )
 from evaluation.models import EvaluationStatus, FeatureExtractorVersion, QualityEvaluation
+from pool.models import Image, Truth
 from readerstudy.analysis import to_jsonable
-from readerstudy.models import Image, Truth
 
 logger = logging.getLogger(__name__)
 

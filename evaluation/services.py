@@ -27,8 +27,9 @@ from django.utils import timezone
 
 from evaluation.metrics import BLOCKING_THRESHOLD, AuditItem, audit
 from evaluation.models import BlindingAudit, EvaluationStatus
+from pool.models import Truth
 from readerstudy.analysis import to_jsonable
-from readerstudy.models import Assignment, ReadingSlot, Study, StudyStatus, Truth
+from readerstudy.models import Assignment, ReadingSlot, Study, StudyStatus
 from readerstudy.services.studies import StudyRefused
 
 DEFAULT_MIN_PER_CLASS = 10

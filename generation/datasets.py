@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from generation.models import GeneratorKind, GeneratorModel
-from readerstudy.models import Image, Truth
+from pool.models import Image, Truth
 
 
 class DatasetError(ValueError):

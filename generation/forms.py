@@ -16,7 +16,8 @@ from django.core.validators import MaxValueValidator
 from django.db.models import Exists, OuterRef, QuerySet
 
 from generation.models import GeneratorKind, GeneratorModel, JobStatus, Scheduler, TrainingRun
-from readerstudy.models import Image, Modality, ReadingSlot, Study, StudyStatus, Truth
+from pool.models import Image, Modality, Truth
+from readerstudy.models import ReadingSlot, Study, StudyStatus
 
 TRAINABLE_KINDS = [
     (GeneratorKind.DDPM.value, GeneratorKind.DDPM.label),

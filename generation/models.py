@@ -5,7 +5,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from readerstudy.models import Image, Modality, Study
+from pool.models import Image, Modality
+from readerstudy.models import Study
 
 
 class GeneratorKind(models.TextChoices):

@@ -1,7 +1,7 @@
 """Putting a generated image into the pool, exactly once per (job, index).
 
 The raw generator output is kept losslessly as the original (a PNG written by Pillow); the
-display derivative comes from `readerstudy.imaging.make_display_png`, the same code as for real
+display derivative comes from `pool.imaging.make_display_png`, the same code as for real
 images, so nothing about the file readers see tells the two apart.
 """
 
@@ -20,8 +20,8 @@ from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
 from generation.models import GeneratedImage, GenerationJob
-from readerstudy.imaging import make_display_png
-from readerstudy.models import Image, Truth
+from pool.imaging import make_display_png
+from pool.models import Image, Truth
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from generation.models import (
 )
 from generation.pool import DuplicateImageError, store_generated_image
 from generation.runner import JobLost, JobRunner, claim, default_worker_name
-from readerstudy.models import Image, Study, StudyCase, Truth
+from pool.models import Image, Truth
+from readerstudy.models import Study, StudyCase
 from readerstudy.services.studies import bulk_add_cases
 from spotthefake.celery import GPU_QUEUE, project_task
 

@@ -44,7 +44,7 @@ from generation.models import (
     TrainingRun,
 )
 from generation.plots import loss_curve_svg, read_loss_log, thin_points
-from readerstudy.models import Image
+from pool.models import Image
 
 CANCELLABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)

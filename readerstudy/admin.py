@@ -1,4 +1,4 @@
-"""The research admin: studies with their cases and readers, and the image pool.
+"""The research admin: studies with their cases and readers.
 
 A study is edited freely while it is a draft. Opening it (button or list action) checks
 the refusal rules and draws every reader's order; from then on its cases and the options
@@ -11,11 +11,11 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
-from django.utils.html import format_html
 
+from pool.admin import thumbnail
 from readerstudy.admin_actions import export_readings_csv
 from readerstudy.forms import CaseRuleForm
-from readerstudy.models import Assignment, Image, Study, StudyCase, StudyStatus
+from readerstudy.models import Assignment, Study, StudyCase, StudyStatus
 from readerstudy.services.studies import (
     CaseRule,
     StudyRefused,
@@ -32,15 +32,6 @@ FROZEN_ONCE_DRAWN = (
     "repeat_fraction",
     "repeat_min_gap",
 )
-
-
-def thumbnail(image: Image | None, size: int = 64) -> str:
-    if image is None or not image.public_id:
-        return "—"
-    url = reverse("staff-image-display", args=[image.public_id])
-    return format_html(
-        '<img src="{}" width="{}" height="{}" alt="" loading="lazy">', url, size, size
-    )
 
 
 class StudyCaseInline(admin.TabularInline):
@@ -304,42 +295,3 @@ class StudyAdmin(admin.ModelAdmin):
             "editable": editable,
         }
         return render(request, "admin/readerstudy/study/add_cases.html", context)
-
-
-@admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
-    list_display = ["preview", "public_id", "truth", "modality", "finding", "source", "created_at"]
-    list_filter = ["truth", "modality", "finding", "source"]
-    search_fields = ["public_id", "sha256", "source", "finding"]
-    readonly_fields = [
-        "preview_large",
-        "public_id",
-        "sha256",
-        "frame_index",
-        "original",
-        "original_format",
-        "original_width",
-        "original_height",
-        "display",
-        "provenance",
-        "created_at",
-        "updated_at",
-    ]
-    fields = ["preview_large", "truth", "modality", "finding", "source", *readonly_fields[1:]]
-
-    @admin.display(description="Image")
-    def preview(self, image: Image) -> str:
-        return thumbnail(image)
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(self.readonly_fields)
-        if obj is not None and obj.study_cases.exists():
-            fields += ["truth", "modality"]  # would silently change a study's truth
-        return fields
-
-    def has_add_permission(self, request):
-        return False  # images enter the pool through the import page and command
-
-    @admin.display(description="Display derivative")
-    def preview_large(self, image: Image) -> str:
-        return thumbnail(image, 256)

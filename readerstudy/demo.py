@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
 
-from readerstudy.importing import ImportLabels, import_many, read_manifest
+from pool.importing import ImportLabels, import_many, read_manifest
 from readerstudy.models import Study, StudyStatus
 
 SAMPLE_MANIFEST = Path(settings.BASE_DIR) / "sample_data" / "chest-xray-pediatric" / "manifest.csv"

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
-from readerstudy.models import Answer, Image, Reading, Study, StudyCase, Truth
+from pool.models import Image, Truth
+from readerstudy.models import Answer, Reading, Study, StudyCase
 from readerstudy.results import checkpoint_label, generator_kind, prompt_or_class
 
 CHUNK = 5000

@@ -2,7 +2,8 @@
 
 from django import forms
 
-from readerstudy.models import Answer, Image, Modality, Study
+from pool.models import Image, Modality
+from readerstudy.models import Answer, Study
 from readerstudy.services.reading import AnswerData
 
 CONFIDENCE_LEVELS = (1, 2, 3, 4, 5)

@@ -28,8 +28,9 @@ from django.core.cache import cache
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, When
 from django.db.models import Value as V
 
+from pool.models import Truth
 from readerstudy.analysis import SCHEMA, ReadingTable, StudyAnalysis, analyse
-from readerstudy.models import Answer, Assignment, Reading, Study, StudyCase, Truth
+from readerstudy.models import Answer, Assignment, Reading, Study, StudyCase
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0

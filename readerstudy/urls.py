@@ -1,7 +1,7 @@
 from django.urls import path
 
 from readerstudy.views import dashboard as results_dashboard
-from readerstudy.views import reading, staff
+from readerstudy.views import reading
 
 # Reader URLs carry only a study's public id or a per-reading slot token: never an image id.
 urlpatterns = [
@@ -12,10 +12,6 @@ urlpatterns = [
     path("read/<str:token>/", reading.case, name="reading-case"),
     path("read/<str:token>/image.png", reading.image, name="reading-image"),
     path("read/<str:token>/feedback/", reading.feedback, name="reading-feedback"),
-    path(
-        "staff/images/<str:public_id>/display.png", staff.image_display, name="staff-image-display"
-    ),
-    path("staff/import/", staff.import_images, name="staff-import-images"),
     # Results of a study (staff only): dashboard, CSV tables, zip of all tables, JSON.
     path(
         "staff/studies/<str:public_id>/results/",

@@ -22,5 +22,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("staff/generation/", include("generation.urls")),
+    path("", include("pool.urls")),
     path("", include("readerstudy.urls")),
 ]

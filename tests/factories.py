@@ -8,7 +8,8 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 
-from readerstudy.models import Assignment, Image, Modality, Study, StudyCase, Truth
+from pool.models import Image, Modality, Truth
+from readerstudy.models import Assignment, Study, StudyCase
 
 DEFAULT_PASSWORD = "correct-horse-battery"
 
@@ -65,7 +66,7 @@ class ImageFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        from readerstudy.imaging import make_display_png
+        from pool.imaging import make_display_png
 
         seed = next(_pixel_seeds)
         display = make_display_png(image_pixels(seed), 64)

@@ -18,7 +18,7 @@ django.setup()
 
 from generation.models import GeneratorModel  # noqa: E402
 from generation.plots import loss_curve_svg, read_loss_log  # noqa: E402
-from readerstudy.models import Image  # noqa: E402
+from pool.models import Image  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 

@@ -2,10 +2,11 @@
 
 import django.core.validators
 import django.db.models.deletion
-import readerstudy.models.pool
-import readerstudy.models.study
 from django.conf import settings
 from django.db import migrations, models
+
+import pool.models
+import readerstudy.models.study
 
 
 class Migration(migrations.Migration):
@@ -51,18 +52,18 @@ class Migration(migrations.Migration):
             name='Image',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=readerstudy.models.pool.new_public_id, editable=False, max_length=32, unique=True)),
+                ('public_id', models.CharField(default=pool.models.new_public_id, editable=False, max_length=32, unique=True)),
                 ('truth', models.CharField(choices=[('real', 'Real'), ('synthetic', 'Synthetic')], db_index=True, max_length=10)),
                 ('modality', models.CharField(choices=[('CXR', 'Chest X-ray'), ('CT', 'CT slice')], db_index=True, max_length=3)),
                 ('finding', models.CharField(blank=True, db_index=True, max_length=100)),
                 ('source', models.CharField(blank=True, help_text='Dataset or generator name.', max_length=200)),
                 ('sha256', models.CharField(help_text='SHA-256 of the file as received.', max_length=64)),
                 ('frame_index', models.PositiveIntegerField(default=0, help_text='Frame or slice within a multi-frame file; 0 otherwise.')),
-                ('original', models.FileField(max_length=255, upload_to=readerstudy.models.pool.original_upload_to)),
+                ('original', models.FileField(max_length=255, upload_to=pool.models.original_upload_to)),
                 ('original_format', models.CharField(max_length=10)),
                 ('original_width', models.PositiveIntegerField()),
                 ('original_height', models.PositiveIntegerField()),
-                ('display', models.FileField(max_length=255, upload_to=readerstudy.models.pool.display_upload_to)),
+                ('display', models.FileField(max_length=255, upload_to=pool.models.display_upload_to)),
                 ('provenance', models.JSONField(blank=True, default=dict)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
@@ -112,7 +113,7 @@ class Migration(migrations.Migration):
             name='Study',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(default=readerstudy.models.pool.new_public_id, editable=False, max_length=32, unique=True)),
+                ('public_id', models.CharField(default=pool.models.new_public_id, editable=False, max_length=32, unique=True)),
                 ('title', models.CharField(max_length=200)),
                 ('instructions', models.TextField(blank=True, help_text='Markdown, shown to readers before the first case.')),
                 ('status', models.CharField(choices=[('draft', 'Draft'), ('open', 'Open'), ('closed', 'Closed')], db_index=True, default='draft', max_length=10)),

@@ -1,4 +1,3 @@
-from readerstudy.models.pool import Image, Modality, Truth, new_public_id
 from readerstudy.models.study import (
     Answer,
     Assignment,
@@ -13,14 +12,10 @@ from readerstudy.models.study import (
 __all__ = [
     "Answer",
     "Assignment",
-    "Image",
-    "Modality",
     "Reading",
     "ReadingRevision",
     "ReadingSlot",
     "Study",
     "StudyCase",
     "StudyStatus",
-    "Truth",
-    "new_public_id",
 ]

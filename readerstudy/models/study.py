@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from readerstudy.models.pool import Image, new_public_id
+from pool.models import Image, new_public_id
 
 
 def new_seed() -> int:

@@ -23,15 +23,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from readerstudy.models import (
-    Assignment,
-    Image,
-    ReadingSlot,
-    Study,
-    StudyCase,
-    StudyStatus,
-    Truth,
-)
+from pool.models import Image, Truth
+from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase, StudyStatus
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
 from readerstudy.signals import cases_added
 

@@ -16,8 +16,9 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from pool.models import Image
 from readerstudy import exports, plots
-from readerstudy.models import Image, Study
+from readerstudy.models import Study
 from readerstudy.results import (
     GROUPINGS,
     generator_groups,

@@ -27,8 +27,9 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
+from pool.models import Truth
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
-from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus, Truth
+from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus
 from readerstudy.services.reading import (
     Outcome,
     Progress,

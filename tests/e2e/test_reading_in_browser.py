@@ -15,8 +15,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
-from readerstudy.imaging import make_display_png
-from readerstudy.models import Assignment, Reading, ReadingSlot, Truth
+from pool.imaging import make_display_png
+from pool.models import Truth
+from readerstudy.models import Assignment, Reading, ReadingSlot
 from readerstudy.services.studies import open_study
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.factories import DEFAULT_PASSWORD, ImageFactory, StudyFactory, UserFactory

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from evaluation.metrics import AuditItem, audit, image_cues, sniff_format
-from readerstudy.imaging.display import encode_grey_png, make_display_png
+from pool.imaging.display import encode_grey_png, make_display_png
 from tests.evaluation.phantoms import xray_like
 
 HEADERS = {"Content-Type": "image/png", "Cache-Control": "private, no-store"}

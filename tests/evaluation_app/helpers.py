@@ -3,8 +3,9 @@
 import numpy as np
 from django.core.files.base import ContentFile
 
-from readerstudy.imaging import make_display_png
-from readerstudy.models import Assignment, StudyCase, Truth
+from pool.imaging import make_display_png
+from pool.models import Truth
+from readerstudy.models import Assignment, StudyCase
 from tests.factories import ImageFactory, StudyFactory, image_pixels
 
 

@@ -4,8 +4,9 @@ from django.urls import reverse
 from evaluation.models import BlindingAudit, EvaluationStatus
 from evaluation.services import current_audit, run_blinding_audit
 from evaluation.tasks import audit_study_blinding
-from readerstudy.imaging import make_display_png
-from readerstudy.models import ReadingSlot, StudyCase, StudyStatus, Truth
+from pool.imaging import make_display_png
+from pool.models import Truth
+from readerstudy.models import ReadingSlot, StudyCase, StudyStatus
 from readerstudy.services.studies import StudyRefused, open_study
 from tests.evaluation_app.helpers import image_with_display, leaky_study, pixels, twin_study
 

@@ -8,7 +8,7 @@ from evaluation.models import EvaluationStatus, FeatureExtractorVersion, Quality
 from evaluation.quality import enqueue_after_generation
 from evaluation.tasks import evaluate_generation_job
 from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.evaluation_app.helpers import image_with_display
 from tests.factories import ImageFactory
 

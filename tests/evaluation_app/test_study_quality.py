@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from evaluation.models import QualityEvaluation
+from pool.models import Truth
 from readerstudy import exports
-from readerstudy.models import StudyCase, Truth
+from readerstudy.models import StudyCase
 from tests.evaluation_app.test_evaluate_images import run
 from tests.factories import ImageFactory, StudyFactory
 

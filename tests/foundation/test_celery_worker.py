@@ -71,13 +71,13 @@ def test_it_runs_a_task_on_a_worker_with_the_embedded_default(tmp_path):
     output = OutputCollector(worker)
     try:
         assert output.wait_for("ready.", timeout=60), "".join(output.lines)
-        before = manage(environ, "shell", "-c", "from readerstudy.models import Image; "
+        before = manage(environ, "shell", "-c", "from pool.models import Image; "
                         "print(Image.objects.get().display.name)")
-        manage(environ, "shell", "-c", "from readerstudy.models import Image; "
-               "from readerstudy.tasks import rebuild_display; "
+        manage(environ, "shell", "-c", "from pool.models import Image; "
+               "from pool.tasks import rebuild_display; "
                "rebuild_display.delay(image_pk=Image.objects.get().pk)")
         assert output.wait_for("succeeded", timeout=60), "".join(output.lines)
-        after = manage(environ, "shell", "-c", "from readerstudy.models import Image; "
+        after = manage(environ, "shell", "-c", "from pool.models import Image; "
                        "print(Image.objects.get().display.name)")
         assert before != after
         assert (tmp_path / "media" / after).is_file()

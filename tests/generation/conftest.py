@@ -13,8 +13,8 @@ import torch
 from PIL import Image as PILImage
 
 from generation.models import GeneratorKind, GeneratorModel
-from readerstudy.importing import ImportLabels, import_bytes
-from readerstudy.models import Image, Modality, Truth
+from pool.importing import ImportLabels, import_bytes
+from pool.models import Image, Modality, Truth
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus, TrainingRun
-from readerstudy.models import Image, Truth
+from pool.models import Image, Truth
 
 TRAIN = [
     "--kind",

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 from generation import services, tasks
 from generation.models import GeneratorKind, GeneratorModel, JobStatus
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.engine.tiny_sd import build_tiny_sd
 
 

@@ -15,8 +15,8 @@ from generation import datasets, services
 from generation import storage as model_storage
 from generation.models import GeneratedImage, GeneratorKind, GeneratorModel
 from generation.pool import DuplicateImageError, store_generated_image
-from readerstudy.imaging import make_display_png
-from readerstudy.models import Image, Modality, Truth
+from pool.imaging import make_display_png
+from pool.models import Image, Modality, Truth
 from tests.generation.conftest import import_real
 
 

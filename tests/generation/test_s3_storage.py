@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from generation import services, tasks
 from generation import storage as model_storage
 from generation.models import JobStatus
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.generation.conftest import import_real
 
 BUCKET = "spot-the-fake-media"

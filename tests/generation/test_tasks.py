@@ -19,7 +19,8 @@ from generation.models import (
     JobStatus,
     TrainingRun,
 )
-from readerstudy.models import Image, StudyCase, Truth
+from pool.models import Image, Truth
+from readerstudy.models import StudyCase
 from tests.factories import AssignmentFactory, StudyFactory, UserFactory
 from tests.generation.conftest import FINDINGS
 

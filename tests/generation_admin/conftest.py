@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from generation.models import GeneratorKind, GeneratorModel
-from readerstudy.models import Modality, Truth
+from pool.models import Modality, Truth
 from spotthefake.celery import GPU_QUEUE, app
 from tests.factories import ImageFactory
 

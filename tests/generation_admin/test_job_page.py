@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from generation.models import GeneratedImage, GenerationJob, JobStatus, TrainingRun
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.factories import ImageFactory
 
 pytestmark = pytest.mark.django_db

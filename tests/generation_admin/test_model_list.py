@@ -3,7 +3,7 @@
 import pytest
 
 from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus, TrainingRun
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.factories import ImageFactory
 
 pytestmark = pytest.mark.django_db

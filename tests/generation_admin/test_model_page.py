@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 
 from generation.engine import checkpoints as ckpt
 from generation.models import GeneratedImage, GenerationJob
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.factories import ImageFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
-from readerstudy.importing import ImportLabels, import_bytes
-from readerstudy.models import Image
+from pool.importing import ImportLabels, import_bytes
+from pool.models import Image
 from tests.pool.conftest import ct_dicom_bytes, png_bytes
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from readerstudy.models import Image
+from pool.models import Image
 from tests.pool.conftest import jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def test_it_imports_uploaded_files_and_reports_each(client, staff):
 
 def test_it_links_the_upload_page_from_the_image_list(client, staff):
     client.force_login(staff)
-    response = client.get("/admin/readerstudy/image/")
+    response = client.get("/admin/pool/image/")
     assert b'href="/staff/import/"' in response.content
 
 

@@ -4,7 +4,8 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase, Truth
+from pool.models import Truth
+from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase
 from readerstudy.services.studies import open_study
 from tests.factories import ImageFactory, StudyFactory
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from readerstudy.models import Assignment, ReadingSlot, StudyStatus, Truth
+from pool.models import Truth
+from readerstudy.models import Assignment, ReadingSlot, StudyStatus
 from tests.factories import ImageFactory, StudyFactory, UserFactory
 from tests.readerstudy.helpers import slots_of
 
@@ -55,10 +56,10 @@ def test_it_renders_the_study_and_image_pages(admin_client, build_study, reader)
     page = admin_client.get(change_url(study)).content.decode()
     assert "Close study" in page
     assert "staff/images/" in page  # case thumbnails
-    images = admin_client.get("/admin/readerstudy/image/?truth__exact=synthetic").content.decode()
+    images = admin_client.get("/admin/pool/image/?truth__exact=synthetic").content.decode()
     assert "/display.png" in images
     image = study.cases.first().image
-    assert admin_client.get(f"/admin/readerstudy/image/{image.pk}/change/").status_code == 200
+    assert admin_client.get(f"/admin/pool/image/{image.pk}/change/").status_code == 200
 
 
 def test_it_builds_a_study_with_cases_and_readers_in_the_admin(admin_client, staff):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from readerstudy.models import Image, Truth
+from pool.models import Image, Truth
 from readerstudy.services.studies import open_study
 from tests.factories import ImageFactory, StudyFactory
 from tests.readerstudy.helpers import HTMX, answer_payload, case_url, slots_of

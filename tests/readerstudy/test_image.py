@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from readerstudy.models import Truth
+from pool.models import Truth
 from tests.readerstudy.helpers import slots_of
 
 pytestmark = pytest.mark.django_db

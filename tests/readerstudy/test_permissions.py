@@ -72,7 +72,7 @@ def test_it_hides_draft_studies_from_their_readers(client, reader, build_study):
 
 def test_it_keeps_readers_out_of_the_admin(client, reader):
     client.force_login(reader)
-    for url in ("/admin/", "/admin/readerstudy/study/", "/admin/readerstudy/image/"):
+    for url in ("/admin/", "/admin/readerstudy/study/", "/admin/pool/image/"):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")

@@ -5,7 +5,8 @@ import random
 import pytest
 from django.db.models import ProtectedError, RestrictedError
 
-from readerstudy.models import Assignment, ReadingSlot, StudyCase, StudyStatus, Truth
+from pool.models import Truth
+from readerstudy.models import Assignment, ReadingSlot, StudyCase, StudyStatus
 from readerstudy.ordering import ALGORITHM, plan_order
 from readerstudy.services.studies import (
     CaseRule,

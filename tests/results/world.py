@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from readerstudy.models import Assignment, Reading, ReadingSlot, StudyCase, Truth
+from pool.models import Truth
+from readerstudy.models import Assignment, Reading, ReadingSlot, StudyCase
 from tests.factories import ImageFactory, StudyFactory, UserFactory
 
 

@@ -14,7 +14,7 @@ from generation.datasets import DatasetError, pool_findings, resolve_findings
 from generation.models import GeneratorKind, GeneratorModel, JobStatus, TrainingRun
 from generation.services import InvalidJob, create_training_run
 from generation.tasks import JobError, ddpm_config_for, run_training, training_config_from
-from readerstudy.models import Modality
+from pool.models import Modality
 
 
 def _findings(raw: str) -> list[str]:

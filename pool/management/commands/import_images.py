@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from readerstudy.importing import (
+from pool.importing import (
     FAILED,
     ImportLabels,
     ImportOutcome,
@@ -13,7 +13,7 @@ from readerstudy.importing import (
     iter_folder,
     read_manifest,
 )
-from readerstudy.models import Modality, Truth
+from pool.models import Modality, Truth
 
 
 def frame_range(raw: str) -> tuple[int, int]:

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from tests.imaging.builders import gradient, jpeg_bytes, png_bytes, read
+from tests.pool.imaging.builders import gradient, jpeg_bytes, png_bytes, read
 
 
 def test_it_reads_an_8_bit_grey_png_as_value_over_255():

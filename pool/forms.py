@@ -1,7 +1,7 @@
 from django import forms
 
-from readerstudy.importing import ImportLabels
-from readerstudy.models import Modality, Truth
+from pool.importing import ImportLabels
+from pool.models import Modality, Truth
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from readerstudy.imaging import make_display_png, read_image
-from readerstudy.models import Image
+from pool.imaging import make_display_png, read_image
+from pool.models import Image
 from spotthefake.celery import project_task
 
 

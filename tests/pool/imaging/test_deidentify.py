@@ -5,8 +5,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, RLELossless
 
-from readerstudy.imaging import deidentify
-from tests.imaging.builders import bundled, dicom_bytes, make_dataset, read, reparse
+from pool.imaging import deidentify
+from tests.pool.imaging.builders import bundled, dicom_bytes, make_dataset, read, reparse
 
 PHI_VALUES = [
     b"Doe",

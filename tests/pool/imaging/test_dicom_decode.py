@@ -12,8 +12,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from readerstudy.imaging import ImageImportError
-from tests.imaging.builders import bundled, dicom_bytes, make_dataset, read, reparse
+from pool.imaging import ImageImportError
+from tests.pool.imaging.builders import bundled, dicom_bytes, make_dataset, read, reparse
 
 
 def linear_window(hu, center, width):

@@ -20,7 +20,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from readerstudy.imaging import read_image
+from pool.imaging import read_image
 
 LIMITS = {"max_bytes": 20 * 1024 * 1024, "max_pixels": 10_000_000}
 

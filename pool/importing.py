@@ -1,6 +1,6 @@
 """Importing files into the image pool, all or nothing per file.
 
-The pixel work lives in `readerstudy.imaging` (no Django); this module hashes, checks for
+The pixel work lives in `pool.imaging` (no Django); this module hashes, checks for
 duplicates, stores the original and the display derivative, and writes the rows.
 """
 
@@ -18,8 +18,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from readerstudy.imaging import DecodedFile, ImageImportError, make_display_png, read_image
-from readerstudy.models import Image, Modality, Truth
+from pool.imaging import DecodedFile, ImageImportError, make_display_png, read_image
+from pool.models import Image, Modality, Truth
 
 logger = logging.getLogger(__name__)
 

@@ -61,6 +61,9 @@ class Image(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # The table keeps the name it had when images lived in the reader-study app: moving the
+        # model between apps then changes no table, only Django's idea of who owns it.
+        db_table = "readerstudy_image"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["sha256", "frame_index"], name="image_unique_content")
@@ -69,3 +72,13 @@ class Image(models.Model):
     def __str__(self) -> str:
         label = f" {self.finding}" if self.finding else ""
         return f"{self.get_truth_display()} {self.modality}{label} ({self.public_id[:8]})"
+
+    def is_referenced(self) -> bool:
+        """Whether a row of another app points at this image (a study case, a generated slot).
+
+        Asked through Django's relation registry, so the pool knows none of the apps above it.
+        """
+        return any(
+            relation.related_model._default_manager.filter(**{relation.field.name: self}).exists()
+            for relation in self._meta.related_objects
+        )

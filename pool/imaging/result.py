@@ -1,4 +1,4 @@
-"""Result types returned by :func:`readerstudy.imaging.read_image`."""
+"""Result types returned by :func:`pool.imaging.read_image`."""
 
 from __future__ import annotations
 

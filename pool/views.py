@@ -1,4 +1,4 @@
-"""Pages and files for researchers (staff). Readers never reach these."""
+"""The pool's pages for researchers (staff): an image's display derivative and the import page."""
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
@@ -6,9 +6,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from readerstudy.importing import import_bytes
-from readerstudy.models import Image
-from readerstudy.staff_forms import ImageUploadForm
+from pool.forms import ImageUploadForm
+from pool.importing import import_bytes
+from pool.models import Image
 
 
 def _get_image_for_staff(public_id: str) -> Image:
@@ -40,4 +40,4 @@ def import_images(request: HttpRequest) -> HttpResponse:
         "form": form,
         "outcomes": outcomes,
     }
-    return render(request, "readerstudy/staff/import.html", context)
+    return render(request, "pool/import.html", context)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from readerstudy.imaging import make_display_png
-from tests.imaging.builders import (
+from pool.imaging import make_display_png
+from tests.pool.imaging.builders import (
     bundled,
     dicom_bytes,
     gradient,
