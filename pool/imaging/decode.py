@@ -6,6 +6,7 @@ PNG and JPEG are decoded here with Pillow; DICOM is handed to :mod:`.dicom`.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 
@@ -25,6 +26,14 @@ DICOM_PREFIX = b"DICM"
 # File names for which a DICOM without the 128-byte preamble + "DICM" prefix
 # (old ACR-NEMA style, or a bare data set) is still tried with force=True.
 _DICOM_SUFFIXES = (".dcm", ".dicom")
+
+# A frame above this many pixels is shrunk while decoding when the caller says how small it may
+# get (``min_side``): as float arrays a 100 Mpx image needs gigabytes, and its display derivative
+# is a few hundred pixels wide. Ordinary images (up to ~5000 x 5000) are decoded at full size,
+# so their derivative is exactly what it always was.
+LARGE_PIXELS = 25_000_000
+# ... and shrunk to about this many pixels.
+REDUCED_PIXELS = 4_000_000
 
 # ITU-R BT.601 luma weights, the ones DICOM and Pillow both use for RGB -> grey.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
@@ -53,8 +62,14 @@ def read_image(
     max_bytes: int,
     max_pixels: int,
     frames: tuple[int, int] | None = None,
+    min_side: int | None = None,
 ) -> DecodedFile:
     """Decode one uploaded file into display-ready frames.
+
+    ``min_side``: the shortest side the caller needs the frames to keep. With it, a very large
+    frame is shrunk by an integer factor while it is decoded (``details["reduced_by"]``), so
+    memory stays bounded; ``width`` and ``height`` stay those of the file. Without it, frames
+    come at full size.
 
     ``frames=(first, last)`` (inclusive, 0-based) selects a range of frames of
     a multi-frame DICOM; a range outside the file raises
@@ -76,19 +91,15 @@ def read_image(
         )
 
     kind = sniff_format(data, name)
+    limits = {"max_pixels": max_pixels, "frames": frames, "min_side": min_side}
     if kind == "png":
-        return _read_raster(data, "PNG", max_pixels=max_pixels, frames=frames)
+        return _read_raster(data, "PNG", **limits)
     if kind == "jpeg":
-        return _read_raster(data, "JPEG", max_pixels=max_pixels, frames=frames)
+        return _read_raster(data, "JPEG", **limits)
     if kind in ("dicom", "dicom-no-preamble"):
         from .dicom import read_dicom  # late import: .dicom imports this module
 
-        return read_dicom(
-            data,
-            force=(kind == "dicom-no-preamble"),
-            max_pixels=max_pixels,
-            frames=frames,
-        )
+        return read_dicom(data, force=(kind == "dicom-no-preamble"), **limits)
     raise ImageImportError(f"unsupported format ({kind}): expected {SUPPORTED}")
 
 
@@ -160,6 +171,18 @@ def check_pixel_limit(width: int, height: int, nframes: int, max_pixels: int) ->
         )
 
 
+def reduction_factor(width: int, height: int, min_side: int | None) -> int:
+    """By how much a frame may be shrunk in both directions while decoding; 1: not at all.
+
+    Only frames over LARGE_PIXELS are shrunk, to about REDUCED_PIXELS, and never below
+    ``min_side`` on their shorter side.
+    """
+    if min_side is None or width * height <= LARGE_PIXELS:
+        return 1
+    wanted = math.ceil(math.sqrt(width * height / REDUCED_PIXELS))
+    return max(1, min(wanted, min(width, height) // max(int(min_side), 1)))
+
+
 def minmax(values: np.ndarray) -> np.ndarray:
     """Linear stretch of the finite range to [0, 1]; a constant image gives zeros."""
     values = np.asarray(values, dtype=np.float64)
@@ -184,14 +207,45 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def _read_raster(
-    data: bytes, fmt: str, *, max_pixels: int, frames: tuple[int, int] | None
+    data: bytes,
+    fmt: str,
+    *,
+    max_pixels: int,
+    frames: tuple[int, int] | None,
+    min_side: int | None = None,
 ) -> DecodedFile:
-    label = fmt  # "PNG" or "JPEG"
     select_frames(frames, 1)  # a still image has exactly one frame, index 0
     # Size from the header, before Pillow is involved at all.
     declared = header_size(data, fmt)
     if declared is not None:
         check_pixel_limit(*declared, 1, max_pixels)
+    with _open_raster(data, fmt) as img:
+        width, height = img.size
+        # Animated PNG: only the default (first) frame is decoded.
+        check_pixel_limit(width, height, 1, max_pixels)
+        factor = reduction_factor(width, height, min_side)
+        try:
+            pixels, details, turned = _decode_raster(img, fmt, factor)
+        except ImageImportError:
+            raise
+        except Exception:  # noqa: BLE001 - Pillow raises many types on bad input
+            raise ImageImportError(f"truncated or corrupt {fmt}") from None
+    if turned:  # the EXIF orientation turned the picture by a quarter
+        width, height = height, width
+    return DecodedFile(
+        format=fmt.lower(),
+        frames=[Frame(pixels=pixels, index=0)],
+        width=width,
+        height=height,
+        modality=None,
+        original_bytes=data,
+        original_extension=".png" if fmt == "PNG" else ".jpg",
+        details=details,
+    )
+
+
+def _open_raster(data: bytes, fmt: str) -> Image.Image:
+    """Open (not decode) a PNG or JPEG; a damaged PNG stream is refused here already."""
     try:
         # Pillow warns (DecompressionBombWarning) above Image.MAX_IMAGE_PIXELS
         # and raises DecompressionBombError above twice that, inside open().
@@ -206,39 +260,49 @@ def _read_raster(
                 # corrupt ancillary chunks or a damaged stream are caught early.
                 with Image.open(io.BytesIO(data), formats=[fmt]) as probe:
                     probe.verify()
-            img = Image.open(io.BytesIO(data), formats=[fmt])
+            return Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError:
-        raise ImageImportError(
-            f"{label} header declares an image too large to decode safely"
-        ) from None
+        raise ImageImportError(f"{fmt} header declares an image too large to decode safely") from None
     except Exception:  # noqa: BLE001 - Pillow raises many types on bad input
-        raise ImageImportError(f"truncated or corrupt {label}") from None
+        raise ImageImportError(f"truncated or corrupt {fmt}") from None
 
-    with img:
-        width, height = img.size
-        # Animated PNG: only the default (first) frame is decoded.
-        check_pixel_limit(width, height, 1, max_pixels)
-        try:
-            img.load()
-            if fmt == "JPEG":
-                img = ImageOps.exif_transpose(img)
-            pixels, details = _raster_to_unit(img)
-        except ImageImportError:
-            raise
-        except Exception:  # noqa: BLE001 - Pillow raises many types on bad input
-            raise ImageImportError(f"truncated or corrupt {label}") from None
 
-    h, w = pixels.shape
-    return DecodedFile(
-        format=fmt.lower(),
-        frames=[Frame(pixels=pixels, index=0)],
-        width=w,
-        height=h,
-        modality=None,
-        original_bytes=data,
-        original_extension=".png" if fmt == "PNG" else ".jpg",
-        details=details,
-    )
+def _decode_raster(img: Image.Image, fmt: str, factor: int) -> tuple[np.ndarray, dict, bool]:
+    """Pixels in [0, 1], notes, and whether the EXIF orientation swapped width and height."""
+    mode, full_width = img.mode, img.size[0]
+    if factor > 1 and fmt == "JPEG":
+        # The JPEG decoder scales by 1/2, 1/4 or 1/8 itself, never to below the size asked for.
+        img.draft(mode, (img.size[0] // factor, img.size[1] // factor))
+    img.load()
+    turned = False
+    if fmt == "JPEG":
+        before = img.size
+        img = ImageOps.exif_transpose(img)
+        turned = img.size != before
+    if factor > 1:
+        img = _shrink(img, factor * img.size[1 if turned else 0] // full_width)
+    pixels, details = _raster_to_unit(img)
+    details["mode"] = mode
+    if mode == "1":
+        details["bit_depth"] = 1
+    if factor > 1:
+        details["reduced_by"] = round(full_width / pixels.shape[0 if turned else 1])
+    return pixels, details, turned
+
+
+def _shrink(img: Image.Image, factor: int) -> Image.Image:
+    """Box-average by ``factor`` in a mode where averaging means something (not palette)."""
+    if factor <= 1:
+        return img
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        img = img.convert("RGB")
+    return img.reduce(factor)
 
 
 def _raster_to_unit(img: Image.Image) -> tuple[np.ndarray, dict]:

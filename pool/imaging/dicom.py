@@ -27,7 +27,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from .decode import check_pixel_limit, luma, minmax, select_frames
+from .decode import check_pixel_limit, luma, minmax, reduction_factor, select_frames
 from .errors import ImageImportError
 from .result import DecodedFile, Frame
 
@@ -43,10 +43,46 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 def read_dicom(
-    data: bytes, *, force: bool, max_pixels: int, frames: tuple[int, int] | None
+    data: bytes,
+    *,
+    force: bool,
+    max_pixels: int,
+    frames: tuple[int, int] | None,
+    min_side: int | None = None,
 ) -> DecodedFile:
-    ds = _parse(data, force=force)
+    """Decode a DICOM into display-ready frames and a de-identified copy to keep.
 
+    Frames are decoded one at a time; each very large one is shrunk as soon as it is decoded
+    (see :func:`.decode.reduction_factor`), so the float frames never hold a full-size image.
+    """
+    ds = _parse(data, force=force)
+    rows, cols, nframes = _dimensions(ds)
+    # Limits and the frame range are checked before any pixel data is decoded.
+    selected = select_frames(frames, nframes)
+    check_pixel_limit(cols, rows, len(selected), max_pixels)
+
+    _ensure_transfer_syntax(ds)
+    modality_tag = str(ds.get("Modality", "") or "").strip().upper()
+    factor = reduction_factor(cols, rows, min_side)
+    decoded, notes = _decode_frames(ds, selected, modality_tag, factor)
+    details = _describe(ds, nframes, modality_tag, notes)
+    if factor > 1:
+        details["reduced_by"] = factor
+    original = _deidentified_copy(ds, details)
+    return DecodedFile(
+        format="dicom",
+        frames=decoded,
+        width=cols,
+        height=rows,
+        modality=_MODALITY.get(modality_tag),
+        original_bytes=original,
+        original_extension=".dcm",
+        details=details,
+    )
+
+
+def _dimensions(ds: Dataset) -> tuple[int, int, int]:
+    """(rows, columns, number of frames) from the header; refuses a file without pixels."""
     if not any(kw in ds for kw in _PIXEL_KEYWORDS):
         raise ImageImportError("DICOM has no pixel data")
     try:
@@ -55,19 +91,11 @@ def read_dicom(
         nframes = int(ds.get("NumberOfFrames") or 1)
     except Exception:  # noqa: BLE001 - any unreadable value means the same to the user
         raise ImageImportError("DICOM image has no valid Rows/Columns") from None
-    nframes = max(nframes, 1)
+    return rows, cols, max(nframes, 1)
 
-    # Limits and the frame range are checked before any pixel data is decoded.
-    selected = select_frames(frames, nframes)
-    check_pixel_limit(cols, rows, len(selected), max_pixels)
 
-    _ensure_transfer_syntax(ds)
+def _decoder_for(ds: Dataset):
     tsyntax = ds.file_meta.TransferSyntaxUID
-    modality_tag = str(ds.get("Modality", "") or "").strip().upper()
-    modality = _MODALITY.get(modality_tag)
-
-    decoded: list[Frame] = []
-    notes: dict = {}
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError:
@@ -76,18 +104,20 @@ def read_dicom(
         ) from None
     if not decoder.is_available:
         raise ImageImportError(f"no decoder installed for DICOM transfer syntax {tsyntax.name}")
+    return decoder
+
+
+def _decode_frames(
+    ds: Dataset, selected: range, modality_tag: str, factor: int
+) -> tuple[list[Frame], dict]:
+    """Each selected frame decoded, shrunk by ``factor`` and mapped for display, in turn."""
+    decoder = _decoder_for(ds)
+    decoded: list[Frame] = []
+    notes: dict = {}
     for index in selected:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                opts = as_pixel_options(ds)  # cheap: reads group 0028 only
-                arr, meta = decoder.as_array(ds, index=index, validate=True, **opts)
-        except ImageImportError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
-            raise ImageImportError(
-                f"DICOM pixel data is truncated or corrupt ({_short(exc)})"
-            ) from None
+        arr, meta = _decode_frame(ds, decoder, index)
+        if factor > 1:
+            arr = shrink_stored(arr, factor, keep_values=_is_palette(ds, meta))
         try:
             pixels, frame_notes = _to_display(arr, ds, index, modality_tag, meta)
         except ImageImportError:
@@ -96,14 +126,50 @@ def read_dicom(
             raise ImageImportError(
                 f"DICOM pixel values could not be mapped for display ({_short(exc)})"
             ) from None
-        if not notes:
-            notes = frame_notes
+        notes = notes or frame_notes
         decoded.append(Frame(pixels=pixels, index=index))
+    return decoded, notes
 
+
+def _decode_frame(ds: Dataset, decoder, index: int) -> tuple[np.ndarray, dict]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            opts = as_pixel_options(ds)  # cheap: reads group 0028 only
+            return decoder.as_array(ds, index=index, validate=True, **opts)
+    except ImageImportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
+        raise ImageImportError(f"DICOM pixel data is truncated or corrupt ({_short(exc)})") from None
+
+
+def _is_palette(ds: Dataset, meta: dict) -> bool:
+    photometric = str(meta.get("photometric_interpretation") or ds.PhotometricInterpretation)
+    return photometric.strip().upper() == "PALETTE COLOR"
+
+
+def shrink_stored(arr: np.ndarray, factor: int, *, keep_values: bool = False) -> np.ndarray:
+    """Shrink a decoded frame (rows, columns[, samples]) by ``factor`` in both directions.
+
+    Stored values are averaged over factor × factor blocks and rounded back to their type, so
+    modality and VOI LUTs still apply; palette indices (``keep_values``) are subsampled, since
+    the mean of two indices is a third, unrelated colour.
+    """
+    if keep_values:
+        return np.ascontiguousarray(arr[::factor, ::factor])
+    rows, cols = (arr.shape[0] // factor) * factor, (arr.shape[1] // factor) * factor
+    blocks = arr[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor, *arr.shape[2:])
+    mean = blocks.mean(axis=(1, 3))
+    if np.issubdtype(arr.dtype, np.integer):
+        mean = np.rint(mean)
+    return mean.astype(arr.dtype)
+
+
+def _describe(ds: Dataset, nframes: int, modality_tag: str, notes: dict) -> dict:
     details = {
         "bit_depth": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 0),
         "photometric": str(ds.get("PhotometricInterpretation", "") or ""),
-        "transfer_syntax": str(tsyntax),
+        "transfer_syntax": str(ds.file_meta.TransferSyntaxUID),
         "number_of_frames": nframes,
         "modality_tag": modality_tag or None,
         **notes,
@@ -111,26 +177,20 @@ def read_dicom(
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         # Pixel data may show text (names, dates): only a human can check that.
         details["burned_in_annotation"] = True
+    return details
 
+
+def _deidentified_copy(ds: Dataset, details: dict) -> bytes:
+    """The file to keep as the original: de-identified, in its own transfer syntax if possible."""
+    received_ts = str(ds.file_meta.TransferSyntaxUID)
     try:
         deidentify(ds)
     except Exception as exc:  # noqa: BLE001 - never store a half-cleaned file
         raise ImageImportError(f"the DICOM could not be de-identified ({_short(exc)})") from None
     original, written_ts = _encode(ds)
-    if written_ts != str(tsyntax):
+    if written_ts != received_ts:
         details["stored_transfer_syntax"] = written_ts
-
-    h, w = decoded[0].pixels.shape
-    return DecodedFile(
-        format="dicom",
-        frames=decoded,
-        width=w,
-        height=h,
-        modality=modality,
-        original_bytes=original,
-        original_extension=".dcm",
-        details=details,
-    )
+    return original
 
 
 def _parse(data: bytes, *, force: bool) -> Dataset:
