@@ -1,29 +1,23 @@
 """Putting a generated image into the pool, exactly once per (job, index).
 
-The raw generator output is kept losslessly as the original (a PNG written by Pillow); the
-display derivative comes from `pool.imaging.make_display_png`, the same code as for real
-images, so nothing about the file readers see tells the two apart.
+The raw generator output is kept losslessly as the original (a PNG written by Pillow) and
+handed to the pool's store (`pool.storing.store_images`), the same code that stores imported
+real images, so nothing about the files readers see or the names in storage tells them apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import logging
 from typing import Any
 
 import numpy as np
-from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from PIL import Image as PILImage
 
 from generation.models import GeneratedImage, GenerationJob
-from pool.imaging import make_display_png
 from pool.models import Image, Truth
-
-logger = logging.getLogger(__name__)
+from pool.storing import NewFrame, NewImage, store_images
 
 
 class DuplicateImageError(Exception):
@@ -59,9 +53,9 @@ def store_generated_image(
 ) -> Image | None:
     """Store output `index` of `job`; None if that slot is already filled (nothing written).
 
-    Files are written first, then the Image row and its GeneratedImage slot in one transaction;
-    if the rows fail the files are removed again. Raises DuplicateImageError if the same bytes
-    are already in the pool under another job's slot.
+    The pool's store writes the files, then the Image row and (through ``then``) its
+    GeneratedImage slot in one transaction, and removes the files if the rows fail. Raises
+    DuplicateImageError if the same bytes are already in the pool under another job's slot.
     """
     if GeneratedImage.objects.filter(job=job, index=index).exists():
         return None
@@ -70,42 +64,29 @@ def store_generated_image(
     existing = Image.objects.filter(sha256=sha256, frame_index=0).first()
     if existing is not None:
         raise _duplicate(job, index, existing)
-    display = make_display_png(array, settings.IMAGE_DISPLAY_SIZE)
     height, width = array.shape
-    written: list[str] = []
+    new = NewImage(
+        truth=Truth.SYNTHETIC,
+        modality=job.generator.modality,
+        finding=job.finding,
+        source=job.generator.name,
+        sha256=sha256,
+        original_format="png",
+        original_width=width,
+        original_height=height,
+    )
+    frame = NewFrame(0, array, _json_safe({**provenance, "job": job.pk, "index": index}))
     try:
-        original_name = default_storage.save("originals/generated.png", ContentFile(original))
-        written.append(original_name)
-        image = Image(
-            truth=Truth.SYNTHETIC,
-            modality=job.generator.modality,
-            finding=job.finding,
-            source=job.generator.name,
-            sha256=sha256,
-            frame_index=0,
-            original_format="png",
-            original_width=width,
-            original_height=height,
-            provenance=_json_safe({**provenance, "job": job.pk, "index": index}),
+        [image] = store_images(
+            new, original=original, extension=".png", frames=[frame],
+            then=lambda images: GeneratedImage.objects.create(job=job, index=index, image=images[0]),
         )
-        image.original.name = original_name
-        image.display.save("display.png", ContentFile(display), save=False)
-        written.append(image.display.name)
-        with transaction.atomic():
-            image.save()
-            GeneratedImage.objects.create(job=job, index=index, image=image)
-    except BaseException as error:
-        for name in written:
-            try:
-                default_storage.delete(name)
-            except Exception:
-                logger.warning("could not remove %s after a failed store", name, exc_info=True)
-        if isinstance(error, IntegrityError):
-            if GeneratedImage.objects.filter(job=job, index=index).exists():
-                return None  # made meanwhile by another run of the same job
-            existing = Image.objects.filter(sha256=sha256, frame_index=0).first()
-            if existing is not None:
-                raise _duplicate(job, index, existing) from None
+    except IntegrityError:
+        if GeneratedImage.objects.filter(job=job, index=index).exists():
+            return None  # made meanwhile by another run of the same job
+        existing = Image.objects.filter(sha256=sha256, frame_index=0).first()
+        if existing is not None:
+            raise _duplicate(job, index, existing) from None
         raise
     return image
 

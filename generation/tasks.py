@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +30,7 @@ from generation.models import (
 )
 from generation.pool import DuplicateImageError, store_generated_image
 from generation.runner import JobLost, JobRunner, claim, default_worker_name
-from pool.models import Image, Truth
-from readerstudy.models import Study, StudyCase
-from readerstudy.services.studies import bulk_add_cases
+from readerstudy.services.studies import Balance, ImagesAdded, add_images
 from spotthefake.celery import GPU_QUEUE, project_task
 
 logger = logging.getLogger(__name__)
@@ -651,44 +648,32 @@ def _succeed(job: GenerationJob, runner: JobRunner) -> None:
 
 
 def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
-    study = Study.objects.select_for_update().filter(pk=job.study_id).first()
-    if study is None:
-        runner.log("the study was deleted meanwhile; images not added to any study", flush=False)
-        return
-    if study.has_drawn_orders():
-        runner.log(
-            f"NOTE: readers' orders are already drawn for study {study.title!r}, so its cases "
-            f"are frozen: the images were NOT added to it (they are in the pool).",
-            flush=False,
+    """Hand the job's images to the reader study (its service decides what may be added)."""
+    image_ids = list(
+        GeneratedImage.objects.filter(job=job).order_by("index").values_list("image_id", flat=True)
+    )
+    balance = Balance(job.generator.modality, job.finding) if job.keep_study_balance else None
+    runner.log(_study_note(job, add_images(job.study_id, image_ids, balance=balance)), flush=False)
+
+
+def _study_note(job: GenerationJob, outcome: ImagesAdded) -> str:
+    if outcome.study_title is None:
+        return "the study was deleted meanwhile; images not added to any study"
+    if outcome.frozen:
+        return (
+            f"NOTE: readers' orders are already drawn for study {outcome.study_title!r}, so its "
+            f"cases are frozen: the images were NOT added to it (they are in the pool)."
         )
-        return
-    in_study = set(StudyCase.objects.filter(study=study).values_list("image_id", flat=True))
-    new_ids = [
-        image_id
-        for image_id in GeneratedImage.objects.filter(job=job)
-        .order_by("index")
-        .values_list("image_id", flat=True)
-        if image_id not in in_study
-    ]
-    bulk_add_cases(study, [StudyCase(study=study, image_id=pk) for pk in new_ids])
-    note = f"added {len(new_ids)} synthetic image(s) to study {study.title!r}"
-    if job.keep_study_balance and new_ids:
-        real = Image.objects.filter(truth=Truth.REAL, modality=job.generator.modality).exclude(
-            study_cases__study=study
-        )
-        if job.finding:
-            real = real.filter(finding__iexact=job.finding)
-        candidates = sorted(real.values_list("id", flat=True))
-        chosen = random.SystemRandom().sample(candidates, min(len(new_ids), len(candidates)))
-        bulk_add_cases(study, [StudyCase(study=study, image_id=pk) for pk in chosen])
-        note += f" and {len(chosen)} real one(s) to keep the balance"
-        if len(chosen) < len(new_ids):
+    note = f"added {outcome.added} synthetic image(s) to study {outcome.study_title!r}"
+    if job.keep_study_balance and outcome.added:
+        note += f" and {outcome.balancing} real one(s) to keep the balance"
+        if outcome.balancing < outcome.added:
             note += (
-                f" (NOTE: only {len(chosen)} matching real {job.generator.modality} image(s) "
-                f"{'with finding ' + job.finding + ' ' if job.finding else ''}were left in the "
-                f"pool, so the study is not balanced)"
+                f" (NOTE: only {outcome.balancing} matching real {job.generator.modality} "
+                f"image(s) {'with finding ' + job.finding + ' ' if job.finding else ''}were left "
+                f"in the pool, so the study is not balanced)"
             )
-    runner.log(note, flush=False)
+    return note
 
 
 # ================================================================================ tasks

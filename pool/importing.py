@@ -1,7 +1,7 @@
 """Importing files into the image pool, all or nothing per file.
 
-The pixel work lives in `pool.imaging` (no Django); this module hashes, checks for
-duplicates, stores the original and the display derivative, and writes the rows.
+The pixel work lives in `pool.imaging` (no Django) and storing in `pool.storing`; this module
+checks sizes, hashes, checks for duplicates, and reports per file what happened.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError
 
-from pool.imaging import DecodedFile, ImageImportError, make_display_png, read_image
+from pool.imaging import DecodedFile, ImageImportError, read_image
 from pool.models import Image, Modality, Truth
+from pool.storing import NewFrame, NewImage, decode_limits, store_images
 
 logger = logging.getLogger(__name__)
 
@@ -58,22 +58,16 @@ class ImportOutcome:
 def import_bytes(data: bytes, *, name: str, labels: ImportLabels) -> ImportOutcome:
     """Import one file's bytes. Never raises for bad input: the outcome says what happened."""
     if len(data) > settings.IMAGE_MAX_FILE_BYTES:
-        return ImportOutcome(name, FAILED, _over_size_limit())
+        return ImportOutcome(name, FAILED, over_size_limit())
     sha256 = hashlib.sha256(data).hexdigest()
     if Image.objects.filter(sha256=sha256).exists():
         return ImportOutcome(name, DUPLICATE, "already in the pool")
     try:
-        decoded = read_image(
-            data,
-            name=name,
-            max_bytes=settings.IMAGE_MAX_FILE_BYTES,
-            max_pixels=settings.IMAGE_MAX_PIXELS,
-            frames=labels.frames,
-        )
+        decoded = read_image(data, name=name, frames=labels.frames, **decode_limits())
     except ImageImportError as error:
         return ImportOutcome(name, FAILED, str(error))
     try:
-        images = _store(decoded, sha256=sha256, name=name, labels=labels)
+        images = _record(decoded, sha256=sha256, name=name, labels=labels)
     except IntegrityError:
         # A concurrent import of the same file won the race.
         return ImportOutcome(name, DUPLICATE, "already in the pool")
@@ -81,7 +75,7 @@ def import_bytes(data: bytes, *, name: str, labels: ImportLabels) -> ImportOutco
     return ImportOutcome(name, IMPORTED, f"{decoded.format}{frames}", images)
 
 
-def _over_size_limit() -> str:
+def over_size_limit() -> str:
     mib = settings.IMAGE_MAX_FILE_BYTES / 2**20
     return f"file is over the {mib:.3g} MiB limit (IMAGE_MAX_FILE_BYTES)"
 
@@ -91,52 +85,39 @@ def import_path(path: Path, *, labels: ImportLabels, display_name: str | None = 
     try:
         size = path.stat().st_size
         if size > settings.IMAGE_MAX_FILE_BYTES:
-            return ImportOutcome(name, FAILED, _over_size_limit())
+            return ImportOutcome(name, FAILED, over_size_limit())
         data = path.read_bytes()
     except OSError as error:
         return ImportOutcome(name, FAILED, f"cannot read file: {error.strerror or error}")
     return import_bytes(data, name=path.name if display_name is None else name, labels=labels)
 
 
-def _store(decoded: DecodedFile, *, sha256: str, name: str, labels: ImportLabels) -> list[Image]:
-    """Write files first, rows second; on any failure remove the files again."""
-    size = settings.IMAGE_DISPLAY_SIZE
-    derivatives = [make_display_png(frame.pixels, size) for frame in decoded.frames]
-    written: list[str] = []
-    try:
-        original_name = default_storage.save(
-            f"originals/upload{decoded.original_extension}", ContentFile(decoded.original_bytes)
-        )
-        written.append(original_name)
-        with transaction.atomic():
-            images = []
-            for frame, png in zip(decoded.frames, derivatives, strict=True):
-                image = Image(
-                    truth=labels.truth,
-                    modality=labels.modality or decoded.modality or Modality.CXR,
-                    finding=labels.finding,
-                    source=labels.source,
-                    sha256=sha256,
-                    frame_index=frame.index,
-                    original_format=decoded.format,
-                    original_width=decoded.width,
-                    original_height=decoded.height,
-                    provenance={
-                        "dataset": labels.source,
-                        "original_name": Path(name).name,
-                        "import": decoded.details,
-                    },
-                )
-                image.original.name = original_name
-                image.display.save("display.png", ContentFile(png), save=False)
-                written.append(image.display.name)
-                image.save()
-                images.append(image)
-        return images
-    except BaseException:
-        for stored in written:
-            default_storage.delete(stored)
-        raise
+def import_upload(upload: UploadedFile, *, labels: ImportLabels) -> ImportOutcome:
+    """Import a file uploaded through the web page; its size is checked before it is read."""
+    name = upload.name or "upload"
+    if upload.size is None or upload.size > settings.IMAGE_MAX_FILE_BYTES:
+        return ImportOutcome(name, FAILED, over_size_limit())
+    upload.seek(0)
+    return import_bytes(upload.read(), name=name, labels=labels)
+
+
+def _record(decoded: DecodedFile, *, sha256: str, name: str, labels: ImportLabels) -> list[Image]:
+    """Store the decoded file's original and one image per frame (all or nothing)."""
+    new = NewImage(
+        truth=labels.truth,
+        modality=labels.modality or decoded.modality or Modality.CXR,
+        finding=labels.finding,
+        source=labels.source,
+        sha256=sha256,
+        original_format=decoded.format,
+        original_width=decoded.width,
+        original_height=decoded.height,
+    )
+    provenance = {"dataset": labels.source, "original_name": Path(name).name, "import": decoded.details}
+    frames = [NewFrame(frame.index, frame.pixels, provenance) for frame in decoded.frames]
+    return store_images(
+        new, original=decoded.original_bytes, extension=decoded.original_extension, frames=frames
+    )
 
 
 def iter_folder(folder: Path) -> Iterator[Path]:

@@ -81,7 +81,9 @@ def store_images(
     written: list[str] = []
     try:
         # A random name, whatever the truth: storage listings must not line up with it.
-        name = default_storage.save(original_upload_to(None, f"x{extension}"), ContentFile(original))
+        name = default_storage.save(
+            original_upload_to(None, f"x{extension}"), ContentFile(original)
+        )
         written.append(name)
         images = []
         for frame, png in zip(frames, derivatives, strict=True):

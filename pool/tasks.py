@@ -1,8 +1,8 @@
-from django.conf import settings
 from django.core.files.base import ContentFile
 
-from pool.imaging import make_display_png, read_image
+from pool.imaging import read_image
 from pool.models import Image
+from pool.storing import decode_limits, display_png
 from spotthefake.celery import project_task
 
 
@@ -21,12 +21,11 @@ def rebuild_display(*, image_pk: int) -> None:
     decoded = read_image(
         data,
         name=image.original.name,
-        max_bytes=settings.IMAGE_MAX_FILE_BYTES,
-        max_pixels=settings.IMAGE_MAX_PIXELS,
+        **decode_limits(),
         # Only DICOM has frames; a PNG/JPEG has frame 0 and takes no range.
         frames=(image.frame_index,) * 2 if image.original_format == "dicom" else None,
     )
-    png = make_display_png(decoded.frames[0].pixels, settings.IMAGE_DISPLAY_SIZE)
+    png = display_png(decoded.frames[0].pixels)
     old_name = image.display.name
     image.display.save("display.png", ContentFile(png), save=False)
     Image.objects.filter(pk=image.pk).update(display=image.display.name)

@@ -223,3 +223,56 @@ def bulk_add_cases(study: Study, cases: list[StudyCase]) -> list[StudyCase]:
         cases_added.send(sender=Study, study=study)
     return created
 
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Real images to add alongside, one per new image: of this modality (and finding)."""
+
+    modality: str
+    finding: str = ""
+
+
+@dataclass(frozen=True)
+class ImagesAdded:
+    """What :func:`add_images` did; ``study_title`` is None when the study no longer exists."""
+
+    study_title: str | None
+    frozen: bool = False
+    added: int = 0
+    balancing: int = 0
+
+
+def add_images(
+    study_pk: int, image_ids: list[int], *, balance: Balance | None = None
+) -> ImagesAdded:
+    """Add pool images as cases of a study whose orders are not drawn yet (others refuse).
+
+    Images already in the study are skipped. With ``balance``, as many real images matching
+    it and not yet in the study are drawn at random, as far as the pool has them. The apps
+    above the reader study (generation) add their images through here.
+    """
+    with transaction.atomic():
+        study = Study.objects.select_for_update().filter(pk=study_pk).first()
+        if study is None:
+            return ImagesAdded(study_title=None)
+        if study.has_drawn_orders():
+            return ImagesAdded(study_title=study.title, frozen=True)
+        in_study = set(StudyCase.objects.filter(study=study).values_list("image_id", flat=True))
+        new_ids = [image_id for image_id in image_ids if image_id not in in_study]
+        bulk_add_cases(study, [StudyCase(study=study, image_id=pk) for pk in new_ids])
+        chosen: list[int] = []
+        if balance is not None and new_ids:
+            chosen = _balancing_reals(study, balance, len(new_ids))
+            bulk_add_cases(study, [StudyCase(study=study, image_id=pk) for pk in chosen])
+        return ImagesAdded(study_title=study.title, added=len(new_ids), balancing=len(chosen))
+
+
+def _balancing_reals(study: Study, balance: Balance, count: int) -> list[int]:
+    real = Image.objects.filter(truth=Truth.REAL, modality=balance.modality).exclude(
+        study_cases__study=study
+    )
+    if balance.finding:
+        real = real.filter(finding__iexact=balance.finding)
+    candidates = sorted(real.values_list("id", flat=True))
+    return random.SystemRandom().sample(candidates, min(count, len(candidates)))

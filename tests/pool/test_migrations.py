@@ -39,10 +39,18 @@ def _old_world(apps) -> dict:
     GeneratedImage = apps.get_model("generation", "GeneratedImage")
     images = [
         Image.objects.create(
-            public_id=f"image-{n}", truth=truth, modality="CXR", finding="normal",
-            source="old", sha256=f"{n:064x}", original=f"originals/{n}.png",
-            original_format="png", original_width=40, original_height=30,
-            display=f"display/{n}.png", provenance={"n": n},
+            public_id=f"image-{n}",
+            truth=truth,
+            modality="CXR",
+            finding="normal",
+            source="old",
+            sha256=f"{n:064x}",
+            original=f"originals/{n}.png",
+            original_format="png",
+            original_width=40,
+            original_height=30,
+            display=f"display/{n}.png",
+            provenance={"n": n},
         )
         for n, truth in enumerate(["real", "synthetic", "real"])
     ]
@@ -86,7 +94,9 @@ def test_it_migrates_a_database_with_images_studies_and_readings_without_losing_
     Reading = new.get_model("readerstudy", "Reading")
     answers = Reading.objects.order_by("slot__position")
     assert [(r.slot.case.image.truth, r.answer) for r in answers] == [
-        ("real", "real"), ("synthetic", "fake"), ("real", "real")
+        ("real", "real"),
+        ("synthetic", "fake"),
+        ("real", "real"),
     ]
     GeneratedImage = new.get_model("generation", "GeneratedImage")
     assert GeneratedImage._meta.get_field("image").related_model is Image
@@ -107,7 +117,9 @@ def test_it_moves_the_model_without_touching_the_database():
         out = StringIO()
         call_command("sqlmigrate", app, name, stdout=out)
         statements = [line for line in out.getvalue().splitlines() if line.strip()]
-        assert not [s for s in statements if not s.startswith("--") and s not in ("BEGIN;", "COMMIT;")]
+        assert not [
+            s for s in statements if not s.startswith("--") and s not in ("BEGIN;", "COMMIT;")
+        ]
     assert executor.loader.graph.leaf_nodes()
 
 

@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from pool.imaging import decode, make_display_png
-from tests.pool.imaging.builders import dicom_bytes, gradient, jpeg_bytes, make_dataset, png_bytes, read
+from tests.pool.imaging.builders import (
+    dicom_bytes,
+    gradient,
+    jpeg_bytes,
+    make_dataset,
+    png_bytes,
+    read,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,8 +48,13 @@ print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) * 1024)
 
 def _python(code: str, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
