@@ -141,6 +141,8 @@ STORAGES = {
 IMAGE_DISPLAY_SIZE = env_int("IMAGE_DISPLAY_SIZE", 512, minimum=64)
 IMAGE_MAX_FILE_BYTES = env_int("IMAGE_MAX_FILE_BYTES", 200 * 1024 * 1024, minimum=1024)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 100_000_000, minimum=4096)
+# One web upload (all its files together); a larger one is refused before its body is read.
+IMAGE_UPLOAD_MAX_BYTES = env_int("IMAGE_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

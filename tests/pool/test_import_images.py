@@ -4,7 +4,7 @@ import io
 
 import pydicom
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, load_command_class
 from PIL import Image as PILImage
 
 from pool.importing import ImportLabels, import_bytes
@@ -14,9 +14,14 @@ from tests.pool.conftest import ct_dicom_bytes, png_bytes
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
+def run(*args: str, failures: int = 0) -> str:
+    """The command's output; with ``failures``, it must end in an error naming that many."""
     out = io.StringIO()
-    call_command("import_images", *args, "--no-progress", stdout=out)
+    if not failures:
+        call_command("import_images", *args, "--no-progress", stdout=out)
+        return out.getvalue()
+    with pytest.raises(CommandError, match=rf"^{failures} of \d+ file\(s\) failed to import$"):
+        call_command("import_images", *args, "--no-progress", stdout=out)
     return out.getvalue()
 
 
@@ -25,7 +30,7 @@ def media_files(settings) -> list:
 
 
 def test_it_imports_a_folder_recursively_and_reports_each_file(image_folder):
-    output = run(str(image_folder), "--finding", "normal", "--source", "unit")
+    output = run(str(image_folder), "--finding", "normal", "--source", "unit", failures=2)
     assert "4 imported (4 images), 0 duplicate, 2 failed" in output
     assert "failed    " in output and "broken.png" in output and "notes.txt" in output
     assert Image.objects.count() == 4
@@ -34,8 +39,8 @@ def test_it_imports_a_folder_recursively_and_reports_each_file(image_folder):
 
 
 def test_it_skips_duplicates_on_a_second_run(image_folder):
-    run(str(image_folder))
-    output = run(str(image_folder))
+    run(str(image_folder), failures=2)
+    output = run(str(image_folder), failures=2)
     assert "0 imported (0 images), 4 duplicate, 2 failed" in output
     assert Image.objects.count() == 4
 
@@ -46,7 +51,7 @@ def test_it_takes_modality_from_the_dicom_unless_told(image_folder):
 
 
 def test_it_makes_the_same_derivative_size_for_every_source(image_folder, settings):
-    run(str(image_folder))
+    run(str(image_folder), failures=2)
     sizes = set()
     for image in Image.objects.all():
         data = image.display.read()
@@ -104,12 +109,35 @@ def test_it_refuses_files_over_the_limits(tmp_path, settings):
     settings.IMAGE_MAX_FILE_BYTES = 2000
     big = tmp_path / "big.png"
     big.write_bytes(png_bytes(5, size=(200, 200)))
-    assert "over the 0.00191 MiB limit" in run(str(big))
+    assert "over the 0.00191 MiB limit" in run(str(big), failures=1)
     settings.IMAGE_MAX_FILE_BYTES = 10**8
     settings.IMAGE_MAX_PIXELS = 100
     outcome = import_bytes(png_bytes(6), name="wide.png", labels=ImportLabels())
     assert outcome.status == "failed" and "limit" in outcome.detail
     assert Image.objects.count() == 0
+
+
+def test_it_exits_non_zero_with_a_summary_when_any_file_failed(image_folder, capsys):
+    command = load_command_class("pool", "import_images")
+    with pytest.raises(SystemExit) as exit_info:
+        command.run_from_argv(["manage.py", "import_images", str(image_folder), "--no-progress"])
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    summary = out.strip().splitlines()
+    assert summary[-1] == "4 imported (4 images), 0 duplicate, 2 failed"
+    assert summary[-4] == "failed files (2):"
+    assert sorted(line.split(":")[0].strip().rsplit("/", 1)[-1] for line in summary[-3:-1]) == [
+        "broken.png",
+        "notes.txt",
+    ]
+    assert "2 of 6 file(s) failed to import" in err
+
+
+def test_it_exits_zero_when_every_file_imported_or_was_a_duplicate(image_folder):
+    (image_folder / "broken.png").unlink()
+    (image_folder / "notes.txt").unlink()
+    assert run(str(image_folder)).strip().splitlines()[-1] == "4 imported (4 images), 0 duplicate, 0 failed"
+    assert run(str(image_folder)).strip().splitlines()[-1] == "0 imported (0 images), 4 duplicate, 0 failed"
 
 
 def test_it_leaves_nothing_behind_when_storing_fails(settings, monkeypatch):

@@ -33,7 +33,8 @@ class Command(BaseCommand):
         "Formats: PNG, JPEG (8/16-bit, grayscale or RGB) and DICOM (compressed transfer "
         "syntaxes included; stored de-identified). A multi-frame DICOM becomes one image per "
         "frame, or per frame in --frames FIRST:LAST; a folder holding a CT series imports every "
-        "slice file as its own image. Each file is reported as imported, duplicate or failed."
+        "slice file as its own image. Each file is reported as imported, duplicate or failed; "
+        "the command exits with status 1 when any file failed."
     )
 
     def add_arguments(self, parser) -> None:
@@ -60,7 +61,14 @@ class Command(BaseCommand):
             items = self._items(options["path"], options["manifest"], labels)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        bar = tqdm(total=len(items), unit="file", disable=options["no_progress"] or not items)
+        outcomes = self._import(items, progress=not options["no_progress"])
+        failed = self._summarise(outcomes)
+        if failed:
+            # A script or CI job importing a folder must notice; the summary above says which.
+            raise CommandError(f"{len(failed)} of {len(outcomes)} file(s) failed to import")
+
+    def _import(self, items, *, progress: bool) -> list[ImportOutcome]:
+        bar = tqdm(total=len(items), unit="file", disable=not progress or not items)
 
         def report(outcome: ImportOutcome) -> None:
             style = self.style.ERROR if outcome.status == FAILED else str
@@ -68,14 +76,25 @@ class Command(BaseCommand):
                 self.stdout.write(style(outcome.line()))
             bar.update()
 
-        outcomes = import_many(items, progress=report)
-        bar.close()
+        try:
+            return import_many(items, progress=report)
+        finally:
+            bar.close()
+
+    def _summarise(self, outcomes: list[ImportOutcome]) -> list[ImportOutcome]:
+        """Print the failures again, then the counts (always the last line); return failures."""
+        failed = [outcome for outcome in outcomes if outcome.status == FAILED]
+        if failed and len(outcomes) > 1:
+            self.stdout.write(self.style.ERROR(f"failed files ({len(failed)}):"))
+            for outcome in failed:
+                self.stdout.write(self.style.ERROR(f"  {outcome.name}: {outcome.detail}"))
         counts = Counter(outcome.status for outcome in outcomes)
         images = sum(len(outcome.images) for outcome in outcomes)
         self.stdout.write(
             f"{counts['imported']} imported ({images} images), {counts['duplicate']} duplicate, "
             f"{counts['failed']} failed"
         )
+        return failed
 
     def _items(self, path: Path | None, manifest: Path | None, labels: ImportLabels):
         if manifest is not None:
