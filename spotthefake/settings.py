@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "readerstudy",
     "generation",
     "evaluation",
+    # Last: the wiring of every room above (the demo command), which nothing else imports.
+    "spotthefake",
 ]
 
 MIDDLEWARE = [

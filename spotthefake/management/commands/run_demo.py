@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from readerstudy import demo
+from spotthefake import demo
 
 WORKER = [
     "-m", "celery", "-A", "spotthefake", "worker", "--queues", "default,gpu",
