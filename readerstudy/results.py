@@ -19,11 +19,13 @@ the inputs can have changed (see `analysis_cache_key`).
 from __future__ import annotations
 
 import hashlib
+from pathlib import PurePath
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, When
 from django.db.models import Value as V
@@ -36,7 +38,7 @@ DEFAULT_SEED = 0
 LOAD_CHUNK = 50_000
 CACHE_SECONDS = 3600
 #: Bump when the loader changes what it feeds to `analyse` (cached results then miss).
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 REAL_GROUP = "(real images)"
 NO_JOB = "(no generation job recorded)"
@@ -73,10 +75,26 @@ def generator_kind(provenance: dict) -> str:
     return _text(provenance.get("generator")) or _text(provenance.get("kind"))
 
 
+def relative_checkpoint(path: str) -> str:
+    """A checkpoint path relative to the model folder (MODEL_ROOT), so no export or label shows
+    where the server keeps its files; an absolute path elsewhere keeps only its last two parts
+    (model folder and file), a relative or hub name is kept as it is."""
+    if not path:
+        return ""
+    candidate = PurePath(path)
+    if not candidate.is_absolute():
+        return path
+    try:
+        return candidate.relative_to(PurePath(settings.MODEL_ROOT)).as_posix()
+    except ValueError:
+        return PurePath(*candidate.parts[-2:]).as_posix()
+
+
 def checkpoint_label(provenance: dict) -> str:
-    """The weights an image came from: checkpoint path (or SD base checkpoint) with the short
-    SHA-256 of its weights, and the LoRA's short SHA-256 when one was applied."""
-    path = (
+    """The weights an image came from: checkpoint path (or SD base checkpoint) relative to the
+    model folder, with the short SHA-256 of its weights, and the LoRA's short SHA-256 when one
+    was applied."""
+    path = relative_checkpoint(
         _text(provenance.get("checkpoint"))
         or _text(provenance.get("base_checkpoint"))
         or _text(provenance.get("checkpoint_path"))

@@ -191,12 +191,12 @@ def results_csv(request: HttpRequest, public_id: str, table: str) -> StreamingHt
     analysis = (
         study_analysis(study, use_cache=not _no_cache(request)) if spec.uses_analysis else None
     )
+    filename = exports.csv_filename(study, table)
     response = StreamingHttpResponse(
-        exports.stream_csv(spec.rows(study, analysis)), content_type="text/csv; charset=utf-8"
+        exports.stream_file(filename, spec.rows(study, analysis)),
+        content_type=exports.content_type(filename),
     )
-    response["Content-Disposition"] = (
-        f'attachment; filename="{exports.csv_filename(study, table)}"'
-    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

@@ -49,20 +49,20 @@ class Command(BaseCommand):
         analysis = (
             run_analysis(found, n_bootstrap=bootstrap, seed=seed) if spec.uses_analysis else None
         )
-        rows = spec.rows(found, analysis)
+        lines = exports.stream_file(exports.csv_filename(found, table), spec.rows(found, analysis))
         if output == "-":
-            count = self._to_stdout(rows)
+            count = self._to_stdout(lines)
             target = "standard output"
         else:
-            count = self._to_file(rows, Path(output))
+            count = self._to_file(lines, Path(output))
             target = output
         self.stderr.write(f"{table}: {max(count - 1, 0)} row(s) of study {found.public_id} "
                           f"written to {target}")
 
-    def _to_stdout(self, rows) -> int:
+    def _to_stdout(self, lines) -> int:
         count = 0
         try:
-            for line in exports.stream_csv(rows):
+            for line in lines:
                 self.stdout.write(line, ending="")
                 count += 1
             self.stdout.flush()
@@ -72,7 +72,7 @@ class Command(BaseCommand):
             os.dup2(devnull, sys.stdout.fileno())
         return count
 
-    def _to_file(self, rows, path: Path) -> int:
+    def _to_file(self, lines, path: Path) -> int:
         if path.is_dir():
             raise CommandError(f"{path} is a folder; give a file name")
         if not path.parent.is_dir():
@@ -80,7 +80,10 @@ class Command(BaseCommand):
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
         try:
             with partial.open("w", newline="", encoding="utf-8") as handle:
-                count = exports.write_csv(rows, handle)
+                count = 0
+                for line in lines:
+                    handle.write(line)
+                    count += 1
             partial.replace(path)
         except OSError as error:
             raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
