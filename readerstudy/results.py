@@ -258,6 +258,7 @@ def load_readings(study: Study) -> LoadedStudy:
         reader_labels=[name for _, name in readers],
         case_labels=[row[1] for row in cases],
         case_groups=groups,
+        collects_confidence=study.collects_confidence,
     )
     return LoadedStudy(table, facts, tuple(int(pk) for pk in assignment_ids))
 

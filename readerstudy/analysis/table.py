@@ -49,6 +49,9 @@ class ReadingTable:
     - ``showing``: 1 first showing, 2 repeat (optional: all 1)
     - ``case_groups``: optional grouping keys per case (e.g. ``{"generator": [...]}``), one entry
       per case label; ``None`` or ``""`` becomes the group ``"(none)"``.
+    - ``collects_confidence``: whether the study's design asks for a confidence with every
+      committed answer (``None``: unknown, inferred from whether any committed first reading
+      has one). A study that asks for it but got only "unsure" answers still collected it.
 
     The constructor validates everything and raises :class:`ValueError` with a clear message on
     bad codes, lengths, duplicates or a case whose truth differs between readings. The arrays are
@@ -64,6 +67,7 @@ class ReadingTable:
     confidence: np.ndarray | None = None
     showing: np.ndarray | None = None
     case_groups: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    collects_confidence: bool | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
