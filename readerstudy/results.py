@@ -31,6 +31,7 @@ from django.db.models import Case, Count, IntegerField, Max, Q, Sum, When
 from django.db.models import Value as V
 
 from readerstudy.analysis import SCHEMA, ReadingTable, StudyAnalysis, analyse
+from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.models import Answer, Assignment, Reading, Study, StudyCase, Truth
 
 DEFAULT_BOOTSTRAP = 1000
@@ -266,7 +267,7 @@ def load_readings(study: Study) -> LoadedStudy:
 # ----------------------------------------------------------------------------------- analysis
 
 
-def analysis_cache_key(study: Study, n_bootstrap: int, seed: int) -> str:
+def analysis_cache_key(study: Study, n_bootstrap: int, seed: int, bootstrap: str = CASE) -> str:
     """A key that changes whenever the analysis' inputs can have changed.
 
     One aggregate query over the study's readings: their number, the largest id, the latest
@@ -291,6 +292,7 @@ def analysis_cache_key(study: Study, n_bootstrap: int, seed: int) -> str:
         study.pk,
         n_bootstrap,
         seed,
+        bootstrap,
         readings["n"],
         readings["last_id"],
         readings["last"].isoformat() if readings["last"] else "",
@@ -305,10 +307,16 @@ def analysis_cache_key(study: Study, n_bootstrap: int, seed: int) -> str:
 
 
 def run_analysis(
-    study: Study, *, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+    study: Study,
+    *,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    bootstrap: str = CASE,
 ) -> StudyAnalysis:
-    """Load and analyse, no cache."""
-    return analyse(load_readings(study).table, n_bootstrap=n_bootstrap, seed=seed)
+    """Load and analyse, no cache. ``bootstrap``: "case" (readers fixed) or "two-way"."""
+    return analyse(
+        load_readings(study).table, n_bootstrap=n_bootstrap, seed=seed, bootstrap=bootstrap
+    )
 
 
 def study_analysis(
@@ -317,6 +325,7 @@ def study_analysis(
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
     use_cache: bool = True,
+    bootstrap: str = CASE,
 ) -> StudyAnalysis:
     """The study's analysis, from the cache when nothing it depends on has changed.
 
@@ -324,16 +333,17 @@ def study_analysis(
     reader was renamed is caught because the cached value records the labels and is compared
     with the current ones (one small query).
     """
+    options = {"n_bootstrap": n_bootstrap, "seed": seed, "bootstrap": bootstrap}
     if not use_cache:
-        return run_analysis(study, n_bootstrap=n_bootstrap, seed=seed)
-    key = analysis_cache_key(study, n_bootstrap, seed)
+        return run_analysis(study, **options)
+    key = analysis_cache_key(study, n_bootstrap, seed, bootstrap)
     cached = cache.get(key)
     labels = tuple(name for _, name in _readers(study))
     if cached is not None:
         cached_labels, analysis = cached
         if cached_labels == labels:
             return analysis
-    analysis = run_analysis(study, n_bootstrap=n_bootstrap, seed=seed)
+    analysis = run_analysis(study, **options)
     cache.set(key, (tuple(r.reader for r in analysis.readers), analysis), CACHE_SECONDS)
     return analysis
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from readerstudy import exports
+from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.management.commands._study_argument import add_study_argument
 from readerstudy.models import Study
 from readerstudy.results import DEFAULT_BOOTSTRAP, DEFAULT_SEED, find_study, run_analysis
@@ -36,9 +37,14 @@ class Command(BaseCommand):
             help="Case-bootstrap resamples for the statistics tables (default 1000; 0: none).",
         )
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        parser.add_argument(
+            "--bootstrap-kind", choices=KINDS, default=CASE,
+            help="case: resample cases, readers fixed (a fixed-reader interval; default); "
+            "two-way: resample readers and cases (a random-reader interval).",
+        )
 
     def handle(self, *args, study: str, table: str, output: str, bootstrap: int, seed: int,
-               **options) -> None:
+               bootstrap_kind: str = CASE, **options) -> None:
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
@@ -46,9 +52,10 @@ class Command(BaseCommand):
         except Study.DoesNotExist as error:
             raise CommandError(str(error)) from None
         spec = exports.TABLES[table]
-        analysis = (
-            run_analysis(found, n_bootstrap=bootstrap, seed=seed) if spec.uses_analysis else None
-        )
+        analysis = None
+        if spec.uses_analysis:
+            analysis = run_analysis(found, n_bootstrap=bootstrap, seed=seed,
+                                    bootstrap=bootstrap_kind)
         lines = exports.stream_file(exports.csv_filename(found, table), spec.rows(found, analysis))
         if output == "-":
             count = self._to_stdout(lines)

@@ -6,6 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.management.commands._study_argument import add_study_argument
 from readerstudy.models import Study
 from readerstudy.results import (
@@ -47,16 +48,23 @@ class Command(BaseCommand):
             help="Case-bootstrap resamples (default 1000; 0: point estimates only).",
         )
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        parser.add_argument(
+            "--bootstrap-kind", choices=KINDS, default=CASE,
+            help="case: resample cases, readers fixed (a fixed-reader interval; default); "
+            "two-way: resample readers and cases (a random-reader interval).",
+        )
 
     def handle(self, *args, study: str, json: bool, indent: int | None, bootstrap: int,
-               seed: int, **options) -> None:
+               seed: int, bootstrap_kind: str = CASE, **options) -> None:
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
             found = find_study(study)
         except Study.DoesNotExist as error:
             raise CommandError(str(error)) from None
-        analysis = run_analysis(found, n_bootstrap=bootstrap, seed=seed)
+        analysis = run_analysis(
+            found, n_bootstrap=bootstrap, seed=seed, bootstrap=bootstrap_kind
+        )
         payload = study_payload(found, analysis)
         if json:
             self.stdout.write(_dumps(payload, indent))
@@ -77,7 +85,8 @@ def summary_lines(payload: dict) -> list[str]:
         f"cases {s['n_cases']} ({s['n_cases_read']} read: {s['n_fake_cases']} synthetic, "
         f"{s['n_real_cases']} real); readings {s['n_readings']} + {s['n_repeat_readings']} "
         f"repeats; confidence {'collected' if s['confidence_collected'] else 'not collected'}; "
-        f"bootstrap {s['n_bootstrap']} resamples (seed {s['seed']})"),
+        f"bootstrap {s['n_bootstrap']} {s['bootstrap']} resamples (seed {s['seed']}; case: "
+        "readers fixed, two-way: readers and cases)"),
         "  positive class: fake (synthetic); practice cases excluded; 95% intervals",
         "",
         "Per reader (PRIMARY, intention to diagnose: unsure counts as wrong; Wilson intervals)",
