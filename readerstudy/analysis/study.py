@@ -103,9 +103,11 @@ def _groups(table: ReadingTable) -> tuple[GroupRate, ...]:
 # ---------------------------------------------------------------------------------- intra-reader
 
 
-def _intra_reader(
-    table: ReadingTable, dense: Dense, row_of_case: np.ndarray
-) -> IntraReaderAnalysis:
+ONE_ANSWER = "all first and repeat readings used one and the same answer, so chance agreement is 1"
+
+
+def _repeat_tables(table: ReadingTable, dense: Dense, row_of_case: np.ndarray) -> np.ndarray:
+    """(readers x 3 x 3) tables of first answer x repeat answer."""
     repeat = table.showing == 2
     reader = table.reader[repeat]
     rows = row_of_case[table.case[repeat]]
@@ -116,9 +118,47 @@ def _intra_reader(
     paired = first != MISSING
     R = table.n_readers
     index = reader[paired] * 9 + first[paired] * 3 + second[paired]
-    tables = np.bincount(index, minlength=R * 9).reshape(R, 3, 3)
+    return np.bincount(index, minlength=R * 9).reshape(R, 3, 3)
+
+
+def _pooled_kappa(tables: np.ndarray) -> Value:
+    pk, pse, pn = ag.kappa_from_tables(tables.sum(axis=0))
+    pooled = ag.kappa_value(
+        float(pk), float(pse), int(pn), empty="no repeated cases", one_category=ONE_ANSWER
+    )
+    if not isinstance(pooled, Estimate):
+        return pooled
+    note = "all readers' pairs pooled in one table; the SE treats pairs as independent"
+    return Estimate(
+        pooled.estimate,
+        pooled.ci_low,
+        pooled.ci_high,
+        pooled.n,
+        pooled.method,
+        note="; ".join(filter(None, [note, pooled.note])),
+        se=pooled.se,
+    )
+
+
+def _mean_kappa(readers: tuple[ReaderConsistency, ...]) -> Value:
+    defined = [r.kappa.estimate for r in readers if isinstance(r.kappa, Estimate)]
+    if not defined:
+        return NotDefined("no reader has a defined intra-reader kappa")
+    return Estimate(
+        float(np.mean(defined)),
+        None,
+        None,
+        len(defined),
+        "mean of the defined per-reader kappas",
+        note="point estimate only",
+    )
+
+
+def _intra_reader(
+    table: ReadingTable, dense: Dense, row_of_case: np.ndarray
+) -> IntraReaderAnalysis:
+    tables = _repeat_tables(table, dense, row_of_case)
     kappa, se, n = ag.kappa_from_tables(tables)
-    one = "all first and repeat readings used one and the same answer, so chance agreement is 1"
     agree = np.trace(tables, axis1=1, axis2=2)
     agreements = wilson_many(agree, n, "no repeated cases")
     readers = tuple(
@@ -130,44 +170,16 @@ def _intra_reader(
                 float(se[j]),
                 int(n[j]),
                 empty="no repeated cases",
-                one_category=one,
+                one_category=ONE_ANSWER,
             ),
             agreements[j],
         )
         for j, label in enumerate(table.reader_labels)
     )
-    pooled_table = tables.sum(axis=0)
-    pk, pse, pn = ag.kappa_from_tables(pooled_table)
-    pooled = ag.kappa_value(
-        float(pk), float(pse), int(pn), empty="no repeated cases", one_category=one
-    )
-    if isinstance(pooled, Estimate):
-        pooled = Estimate(
-            pooled.estimate,
-            pooled.ci_low,
-            pooled.ci_high,
-            pooled.n,
-            pooled.method,
-            note="all readers' pairs pooled in one table; the SE treats pairs as independent",
-            se=pooled.se,
-        )
-    defined = [r.kappa.estimate for r in readers if isinstance(r.kappa, Estimate)]
-    mean: Value
-    if defined:
-        mean = Estimate(
-            float(np.mean(defined)),
-            None,
-            None,
-            len(defined),
-            "mean of the defined per-reader kappas",
-            note="point estimate only",
-        )
-    else:
-        mean = NotDefined("no reader has a defined intra-reader kappa")
     return IntraReaderAnalysis(
         readers=readers,
-        mean_kappa=mean,
-        pooled_kappa=pooled,
+        mean_kappa=_mean_kappa(readers),
+        pooled_kappa=_pooled_kappa(tables),
         pooled_percent_agreement=wilson(
             int(agree.sum()), int(n.sum()), empty_reason="no repeated cases"
         ),
