@@ -22,18 +22,18 @@ QUALITY_COLUMNS = {
     "extractor_version": ("version of the feature extractor the figures are computed in",
                           "text"),
     "extractor_sha256": ("SHA-256 of the feature extractor's weights", "hex"),
-    "figure": ("frechet_distance, kid, precision, recall, density, coverage, diversity, "
+    "figure": (("frechet_distance, kid, precision, recall, density, coverage, diversity, "
                "machine_observer_auc (held-out real vs synthetic; 0.5 = chance) or memorized "
-               "(synthetic images flagged as near-copies of a real image)", "text"),
+               "(synthetic images flagged as near-copies of a real image)"), "text"),
     "synthetic_vs_real": ("the figure between the synthetic images and the real ones",
                           "as the figure"),
     "ci_low": ("lower end of the 95% interval (machine observer: DeLong)", "as the figure"),
     "ci_high": ("upper end of the 95% interval (machine observer: DeLong)", "as the figure"),
-    "real_vs_real_baseline": ("the same figure between two halves of the real images; empty "
-                              "(not defined) when it is <= 0, as the unbiased KID can be",
+    "real_vs_real_baseline": (("the same figure between two halves of the real images; empty "
+                              "(not defined) when it is <= 0, as the unbiased KID can be"),
                               "as the figure"),
-    "ratio": ("synthetic_vs_real / real_vs_real_baseline; empty when the baseline is not "
-              "defined or <= 0", "ratio"),
+    "ratio": (("synthetic_vs_real / real_vs_real_baseline; empty when the baseline is not "
+              "defined or <= 0"), "ratio"),
     "better": ("which direction is better: lower or higher", "text"),
     "n_synthetic": ("synthetic images evaluated", "count"),
     "n_real": ("real images evaluated", "count"),

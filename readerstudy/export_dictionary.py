@@ -28,11 +28,11 @@ SHARED: dict[str, tuple[str, str]] = {
     "modality": ("imaging modality of the case image", "text"),
     "finding": ("finding recorded for the case image", "text"),
     "source": ("where the image came from (dataset or generator)", "text"),
-    "generator_kind": ("generation engine (ddpm, stable-diffusion, image-api); empty for real "
-                       "images", "text"),
+    "generator_kind": (("generation engine (ddpm, stable-diffusion, image-api); empty for real "
+                       "images"), "text"),
     "generator_model": ("generator model name; empty for real images", "text"),
-    "generator_checkpoint": ("checkpoint path relative to the model folder, with the short "
-                             "SHA-256 of its weights (and of a LoRA); empty for real images",
+    "generator_checkpoint": (("checkpoint path relative to the model folder, with the short "
+                             "SHA-256 of its weights (and of a LoRA); empty for real images"),
                              "text"),
     "generator_job": ("generation job id; empty for real images", "id"),
     "generator_seed": ("random seed of the generation; empty for real images", "integer"),
@@ -56,8 +56,8 @@ SHARED: dict[str, tuple[str, str]] = {
     "note": (ESTIMATE_NOTE, "text"),
     "method": ("the interval method", "text"),
     "definition": ("what the statistic of the row is", "text"),
-    "subset": ("all: real/unsure/fake, unsure a third category; committed: SECONDARY, "
-               "unsure treated as missing", "text"),
+    "subset": (("all: real/unsure/fake, unsure a third category; committed: SECONDARY, "
+               "unsure treated as missing"), "text"),
 }
 
 #: Columns of the per-reader figures in `readers`: stem -> (definition, unit).
@@ -68,15 +68,15 @@ READER_FIGURES: dict[str, tuple[str, str]] = {
     "specificity": (f"real answered real / real read ({ITD}); 95% Wilson", "proportion"),
     "committed_accuracy": (f"correct / answered real or fake ({SECONDARY}); 95% Wilson",
                            "proportion"),
-    "committed_sensitivity": (f"synthetic answered fake / synthetic answered real or fake "
-                              f"({SECONDARY}); 95% Wilson", "proportion"),
-    "committed_specificity": (f"real answered real / real answered real or fake "
-                              f"({SECONDARY}); 95% Wilson", "proportion"),
+    "committed_sensitivity": ((f"synthetic answered fake / synthetic answered real or fake "
+                              f"({SECONDARY}); 95% Wilson"), "proportion"),
+    "committed_specificity": ((f"real answered real / real answered real or fake "
+                              f"({SECONDARY}); 95% Wilson"), "proportion"),
     "unsure_rate": ("unsure / all read; 95% Wilson", "proportion"),
-    "auc": (f"AUC of the {SCORE} (Mann-Whitney, ties count 1/2); 95% DeLong interval; not "
-            "defined when a committed answer lacks its confidence", "AUC"),
-    "intra_reader_kappa": ("Cohen's kappa of first vs repeat showing (real/unsure/fake); 95% "
-                           "asymptotic", "kappa"),
+    "auc": ((f"AUC of the {SCORE} (Mann-Whitney, ties count 1/2); 95% DeLong interval; not "
+            "defined when a committed answer lacks its confidence"), "AUC"),
+    "intra_reader_kappa": (("Cohen's kappa of first vs repeat showing (real/unsure/fake); 95% "
+                           "asymptotic"), "kappa"),
     "intra_reader_agreement": ("repeats answered as the first time / repeats; 95% Wilson",
                                "proportion"),
 }
@@ -90,8 +90,8 @@ SUFFIXES = {
 
 TABLE_CELLS = {
     f"{truth}_answered_{answer}": (
-        f"first readings of {'synthetic' if truth == 'fake' else 'real'} cases answered "
-        f"{answer}", "count")
+        (f"first readings of {'synthetic' if truth == 'fake' else 'real'} cases answered "
+        f"{answer}"), "count")
     for truth in ("fake", "real") for answer in ("real", "unsure", "fake")
 }
 
@@ -101,17 +101,17 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "position": ("1-based position in the reader's drawn order", "integer"),
         "answer": ("the reader's answer: real, unsure or fake", "text"),
         "confidence": ("confidence rating (1-5); empty when none was given", "rating"),
-        "fake_score": (f"{SCORE}; empty when a committed answer has no confidence (the "
-                       "analysis leaves it out too)", "score"),
-        "is_repeat": ("1 for a repeat (second) showing, used for intra-reader consistency "
-                      "only", "0/1"),
+        "fake_score": ((f"{SCORE}; empty when a committed answer has no confidence (the "
+                       "analysis leaves it out too)"), "score"),
+        "is_repeat": (("1 for a repeat (second) showing, used for intra-reader consistency "
+                      "only"), "0/1"),
         "served_at": ("when the server sent the case", "ISO 8601 time"),
         "answered_at": ("when the answer was stored", "ISO 8601 time"),
         "seconds_on_case": ("answered_at - served_at, measured by the server", "seconds"),
         "client_ms": ("time on the case measured by the reader's browser", "milliseconds"),
         "revisions": ("times the answer was changed before moving on", "count"),
-        "comment": ("the reader's free-text comment (a text cell starting with = + - @ tab "
-                    "or CR is prefixed with ' so a spreadsheet shows it as text)", "text"),
+        "comment": (("the reader's free-text comment (a text cell starting with = + - @ tab "
+                    "or CR is prefixed with ' so a spreadsheet shows it as text)"), "text"),
     },
     "readers": {
         "n_readings": ("first-showing readings of non-practice cases", "count"),
@@ -119,10 +119,10 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         **TABLE_CELLS,
     },
     "agreement": {
-        "statistic": ("fleiss_kappa, krippendorff_alpha, gwet_ac1, percent_agreement or "
-                      "mean_pairwise_cohen_kappa", "text"),
-        "n_cases": ("cases read by all readers (Fleiss) or with at least two readings (alpha, "
-                    "AC1, agreement); empty for the mean pairwise kappa", "count"),
+        "statistic": (("fleiss_kappa, krippendorff_alpha, gwet_ac1, percent_agreement or "
+                      "mean_pairwise_cohen_kappa"), "text"),
+        "n_cases": (("cases read by all readers (Fleiss) or with at least two readings (alpha, "
+                    "AC1, agreement); empty for the mean pairwise kappa"), "count"),
         "n_readers": ("readers with readings (all) or with a committed answer (committed)",
                       "count"),
     },
@@ -145,13 +145,13 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "readerID": ("reader username; 'truth' on truth rows", "text"),
         "caseID": ("case image public id", "id"),
         "modalityID": ("study-<public id>; 'truth' on truth rows", "text"),
-        "score": (f"{SCORE}; on truth rows 1 synthetic, 0 real; readings without a fake-score "
-                  "are left out", "score"),
+        "score": ((f"{SCORE}; on truth rows 1 synthetic, 0 real; readings without a fake-score "
+                  "are left out"), "score"),
     },
     "reader_averaged": {
-        "statistic": ("accuracy, sensitivity, specificity, unsure_rate (means of per-reader "
+        "statistic": (("accuracy, sensitivity, specificity, unsure_rate (means of per-reader "
                       "proportions) or auc_random_readers / auc_fixed_readers "
-                      "(Obuchowski-Rockette)", "text"),
+                      "(Obuchowski-Rockette)"), "text"),
         "n_readers": ("readers behind the mean", "count"),
     },
     "pairwise_kappa": {
@@ -167,10 +167,10 @@ TABLES: dict[str, dict[str, tuple[str, str]]] = {
         "grouping": ("all, generator, generator_checkpoint, generation_job, modality or finding",
                      "text"),
         "group": ("the group's name within the grouping", "text"),
-        "measure": ("fooling_rate (synthetic answered real) or answered_fake_rate (real "
-                    "answered fake)", "text"),
-        "rate": ("synthetic: answered real / readings (fooling rate); real: answered fake / "
-                 "readings; first showings; 95% Wilson", "proportion"),
+        "measure": (("fooling_rate (synthetic answered real) or answered_fake_rate (real "
+                    "answered fake)"), "text"),
+        "rate": (("synthetic: answered real / readings (fooling rate); real: answered fake / "
+                 "readings; first showings; 95% Wilson"), "proportion"),
         "rate_ci_low": ("lower end of the 95% Wilson interval of rate", "proportion"),
         "rate_ci_high": ("upper end of the 95% Wilson interval of rate", "proportion"),
         "unsure_rate": ("unsure / readings; 95% Wilson", "proportion"),

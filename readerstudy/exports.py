@@ -218,10 +218,10 @@ def imrmc_rows(study: Study) -> Iterator[list]:
     case_is_fake[table.case] = table.is_fake
     n_fake = int(sum(case_is_fake[c] for c in cases))
     left_out = int(((table.showing == 1) & np.isnan(scores)).sum())
-    yield [f"Spot the fake, study {study.public_id}: fake-score of first showings "
-           "(+confidence fake, 0 unsure, -confidence real); truth 1 = synthetic"]
-    yield [f"Reader and case ids: study-{study.public_id}-imrmc_ids.csv; {left_out} committed "
-           "reading(s) without a confidence rating have no fake-score and are left out"]
+    yield [(f"Spot the fake, study {study.public_id}: fake-score of first showings "
+           "(+confidence fake, 0 unsure, -confidence real); truth 1 = synthetic")]
+    yield [(f"Reader and case ids: study-{study.public_id}-imrmc_ids.csv; {left_out} committed "
+           "reading(s) without a confidence rating have no fake-score and are left out")]
     yield [f"NR: {len(readers)}"]
     yield [f"N0: {len(cases) - n_fake}"]
     yield [f"N1: {n_fake}"]

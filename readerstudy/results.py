@@ -19,9 +19,9 @@ the inputs can have changed (see `analysis_cache_key`).
 from __future__ import annotations
 
 import hashlib
-from pathlib import PurePath
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from django.db.models import Case, Count, IntegerField, Max, Q, Sum, When
 from django.db.models import Value as V
 
 from readerstudy.analysis import SCHEMA, ReadingTable, StudyAnalysis, analyse
-from readerstudy.analysis.bootstrap import CASE, KINDS
+from readerstudy.analysis.bootstrap import CASE
 from readerstudy.models import Answer, Assignment, Reading, Study, StudyCase, Truth
 
 DEFAULT_BOOTSTRAP = 1000

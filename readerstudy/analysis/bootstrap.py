@@ -63,8 +63,7 @@ TWO_WAY = "two-way"
 KINDS = (CASE, TWO_WAY)
 #: How each kind of resample is described in notes.
 DESCRIPTIONS = {
-    CASE: "case-bootstrap resamples (stratified by truth; readers fixed: a fixed-reader "
-    "interval)",
+    CASE: "case-bootstrap resamples (stratified by truth; readers fixed: a fixed-reader interval)",
     TWO_WAY: "two-way bootstrap resamples (readers drawn with replacement, and cases within "
     "truth strata: a random-reader interval)",
 }
@@ -91,7 +90,9 @@ def percentile_interval(
         return Estimate(point, None, None, n, method, note="; ".join(notes))
     finite = replicates[np.isfinite(replicates)]
     undefined = replicates.size - finite.size
-    notes.append(f"{replicates.size} {DESCRIPTIONS[kind]}, percentile interval; {undefined} undefined")
+    notes.append(
+        f"{replicates.size} {DESCRIPTIONS[kind]}, percentile interval; {undefined} undefined"
+    )
     if finite.size == 0:
         notes.append("no interval: the statistic is undefined in every resample")
         return Estimate(point, None, None, n, method, note="; ".join(notes))

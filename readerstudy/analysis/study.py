@@ -243,9 +243,7 @@ def _summary(
         n_readings=int(first.sum()),
         n_repeat_readings=int((~first).sum()),
         confidence_collected=confidence_collected(table),
-        fully_crossed=bool(
-            dense.n_cases > 0 and (dense.codes[:, dense.active] != MISSING).all()
-        ),
+        fully_crossed=bool(dense.n_cases > 0 and (dense.codes[:, dense.active] != MISSING).all()),
         n_bootstrap=n_bootstrap,
         seed=int(seed),
         bootstrap=kind,

@@ -2,10 +2,11 @@
 
 import django.core.validators
 import django.db.models.deletion
-import readerstudy.models.pool
-import readerstudy.models.study
 from django.conf import settings
 from django.db import migrations, models
+
+import readerstudy.models.pool
+import readerstudy.models.study
 
 
 class Migration(migrations.Migration):

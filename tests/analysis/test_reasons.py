@@ -13,9 +13,15 @@ R, U, F = 0, 1, 2
 
 def with_design(table: ReadingTable, collects_confidence: bool) -> ReadingTable:
     return ReadingTable(
-        reader=table.reader, case=table.case, is_fake=table.is_fake, answer=table.answer,
-        confidence=table.confidence, showing=table.showing, reader_labels=table.reader_labels,
-        case_labels=table.case_labels, collects_confidence=collects_confidence,
+        reader=table.reader,
+        case=table.case,
+        is_fake=table.is_fake,
+        answer=table.answer,
+        confidence=table.confidence,
+        showing=table.showing,
+        reader_labels=table.reader_labels,
+        case_labels=table.case_labels,
+        collects_confidence=collects_confidence,
     )
 
 
@@ -97,7 +103,8 @@ def test_it_gives_no_bootstrap_interval_with_one_case_per_stratum():
     fleiss = result.agreement.fleiss_kappa
     assert fleiss.ci_low is None and fleiss.ci_high is None
     assert (
-        "one case per truth stratum: every stratified resample redraws the same cases" in fleiss.note
+        "one case per truth stratum: every stratified resample redraws the same cases"
+        in fleiss.note
     )
     accuracy = result.reader_averaged.accuracy
     assert accuracy.ci_low is None and "one case per truth stratum" in accuracy.note
@@ -113,6 +120,6 @@ def test_it_says_why_a_committed_accuracy_is_not_defined():
 
 def test_it_documents_the_ac1_default_it_uses():
     counts = np.array([[2, 0, 0], [1, 1, 0], [0, 0, 1]])
-    assert "chance_over=\"rated\"" in gwet_ac1.__doc__
+    assert 'chance_over="rated"' in gwet_ac1.__doc__
     assert gwet_ac1(counts, 3) == gwet_ac1(counts, 3, "rated")
     assert gwet_ac1(counts, 3) != gwet_ac1(counts, 3, "paired")

@@ -27,7 +27,10 @@ def study():
     truth = np.r_[np.ones(N_FAKE, bool), np.zeros(N_REAL, bool)]
     case, reader = np.nonzero(np.ones_like(codes, bool))
     table = ReadingTable(
-        reader=reader, case=case, is_fake=truth[case], answer=codes[case, reader],
+        reader=reader,
+        case=case,
+        is_fake=truth[case],
+        answer=codes[case, reader],
         reader_labels=[f"r{j}" for j in range(N_READERS)],
         case_labels=[f"c{i}" for i in range(codes.shape[0])],
     )
@@ -83,7 +86,9 @@ def test_it_matches_a_brute_force_two_way_bootstrap(study):
         "pa": result.agreement.percent_agreement,
     }
     for name, slot in pairs.items():
-        assert (slot.ci_low, slot.ci_high) == pytest.approx(interval(expected[name]), abs=1e-9), name
+        assert (slot.ci_low, slot.ci_high) == pytest.approx(interval(expected[name]), abs=1e-9), (
+            name
+        )
         assert "two-way bootstrap" in slot.method and "random-reader interval" in slot.note
     assert result.summary.bootstrap == "two-way"
 
