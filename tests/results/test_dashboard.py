@@ -221,3 +221,13 @@ def test_it_leaves_out_only_the_routine_bootstrap_note():
     assert estimate({"not_defined": "no readings <b>"}) == (
         '<span class="not-defined">not defined: no readings &lt;b&gt;</span>'
     )
+
+
+def test_it_offers_two_way_bootstrap_intervals(staff_client, study):
+    html = staff_client.get(url(study)).content.decode()
+    assert "fixed-reader</strong> interval" in html and "?bootstrap=two-way" in html
+    two_way = staff_client.get(url(study) + "?bootstrap=two-way").content.decode()
+    assert "random-reader</strong> interval" in two_way
+    payload = staff_client.get(url(study, "statistics.json") + "?bootstrap=two-way").json()
+    assert payload["summary"]["bootstrap"] == "two-way"
+    assert staff_client.get(url(study) + "?bootstrap=readers").status_code == 404
