@@ -188,13 +188,15 @@ class ReadingTable:
         reader_labels: Sequence[str] | None = None,
         case_labels: Sequence[str] | None = None,
         case_groups: Mapping[str, Mapping[str, Any]] | None = None,
+        collects_confidence: bool | None = None,
     ) -> ReadingTable:
         """Build a table from row dicts.
 
         Each record has ``reader`` and ``case`` (labels), ``is_fake`` (bool), ``answer``
         (``"real"``/``"unsure"``/``"fake"`` or the codes 0/1/2), and optionally ``confidence``
         (``None`` when absent) and ``showing`` (default 1). Labels not given are taken in order of
-        first appearance. ``case_groups`` maps a grouping name to ``{case label: group}``.
+        first appearance. ``case_groups`` maps a grouping name to ``{case label: group}``;
+        ``collects_confidence`` is the study design (see the class docstring).
         """
         records = list(records)
         if reader_labels is None:
@@ -240,4 +242,5 @@ class ReadingTable:
             reader_labels=reader_labels,
             case_labels=case_labels,
             case_groups=groups,
+            collects_confidence=collects_confidence,
         )
