@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import lru_cache
 
 import numpy as np
 from django.db.models import Count, Q
@@ -98,6 +99,7 @@ def image_facts(study: Study) -> dict[int, ImageFacts]:
 ANSWER_CODES = {Answer.REAL: REAL, Answer.UNSURE: UNSURE, Answer.FAKE: FAKE}
 
 
+@lru_cache(maxsize=256)  # a handful of (answer, confidence) pairs: numpy once per pair, not per row
 def fake_score(answer: str, confidence: int | None) -> int | float | None:
     """The analysis' fake-score (`readerstudy.analysis.fake_scores`, the one definition) of one
     reading; None (an empty cell) where a committed answer has no confidence."""
