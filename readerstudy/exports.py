@@ -183,6 +183,12 @@ def _scored_first_readings(study: Study):
     return table, scores, keep
 
 
+def _in_order(table, keep: np.ndarray) -> list[int]:
+    """The kept readings by reader, then case: the same file for the same readings."""
+    kept = np.flatnonzero(keep)
+    return kept[np.lexsort((table.case[kept], table.reader[kept]))].tolist()
+
+
 def _mrmc_ids(table, keep: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
     """Integer ids 1, 2, ... of the readers and cases with a scored first reading, in label
     order (readers by username, cases as the study lists them)."""
@@ -203,7 +209,7 @@ def mrmc_long_rows(study: Study) -> Iterator[list]:
     case_is_fake[table.case] = table.is_fake
     for case in np.unique(table.case[keep]).tolist():
         yield ["truth", table.case_labels[case], "truth", int(case_is_fake[case])]
-    for i in np.flatnonzero(keep).tolist():
+    for i in _in_order(table, keep):
         yield [table.reader_labels[table.reader[i]], table.case_labels[table.case[i]], modality,
                _score(float(scores[i]))]
 
@@ -231,7 +237,7 @@ def imrmc_rows(study: Study) -> Iterator[list]:
     yield ["BEGIN DATA:"]
     for case, case_id in cases.items():
         yield [-1, case_id, "truth", int(case_is_fake[case])]
-    for i in np.flatnonzero(keep).tolist():
+    for i in _in_order(table, keep):
         yield [readers[int(table.reader[i])], cases[int(table.case[i])], 1,
                _score(float(scores[i]))]
 
