@@ -147,16 +147,24 @@ def two_way_replicates(
     data: AgreementInput, reader_weights: np.ndarray, case_weights: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Replicates of a two-way bootstrap: a reader drawn k times counts as k raters of every
-    case it read, so each resample has its own count matrix (one loop over resamples)."""
-    onehot = np.stack([data.codes == k for k in range(data.q)], axis=2).astype(float)
+    case it read, so each resample has its own count matrix."""
+    n_cases = data.codes.shape[0]
+    # (cases*q x readers) indicator matrix: a block of resamples' counts is one product.
+    onehot = np.stack([data.codes == k for k in range(data.q)], axis=1).astype(float)
+    onehot = onehot.reshape(n_cases * data.q, -1)
     out = {name: np.empty(len(reader_weights)) for name, _, _ in data.statistics()}
-    for b, (v, w) in enumerate(zip(reader_weights, case_weights)):
-        counts = np.einsum("crk,r->ck", onehot, v)
+    # Every feature is a function of one case's counts, so a block of resamples' count matrices
+    # stacked row-wise gives all their features in one call (memory: block x cases x features).
+    block_size = 32
+    for start in range(0, len(reader_weights), block_size):
+        stop = min(start + block_size, len(reader_weights))
+        counts = (onehot @ reader_weights[start:stop].T).T.reshape(-1, data.q)
         features, columns = data.features(counts)
-        sums = (w @ features)[None, :]
+        features = features.reshape(stop - start, n_cases, -1)
+        sums = np.einsum("bc,bcf->bf", case_weights[start:stop], features)
         # Only readers with readings are drawn, so every resample has data.n_raters raters.
-        for name, block, f in data.statistics():
-            out[name][b] = f(sums[:, columns[block]])[0]
+        for name, part, f in data.statistics():
+            out[name][start:stop] = f(sums[:, columns[part]])
     return out
 
 
