@@ -7,13 +7,40 @@ from django.db.models import Q
 
 from evaluation.models import EvaluationStatus, QualityEvaluation
 from pool.models import Truth
+from readerstudy.export_dictionary import register_columns
 from readerstudy.models import Study
 
 QUALITY_HEADER = [
     "study", "evaluation", "subject", "extractor_version", "extractor_sha256", "figure",
-    "synthetic_vs_real", "ci_low", "ci_high", "real_vs_real_baseline",
-    "ratio (synthetic / baseline)", "better", "n_synthetic", "n_real", "note",
+    "synthetic_vs_real", "ci_low", "ci_high", "real_vs_real_baseline", "ratio", "better",
+    "n_synthetic", "n_real", "note",
 ]
+
+QUALITY_COLUMNS = {
+    "study": ("the study's public id", "id"),
+    "evaluation": ("id of the quality evaluation", "id"),
+    "subject": ("what was evaluated: the study, a generation job or a model", "text"),
+    "extractor_version": ("version of the feature extractor the figures are computed in",
+                          "text"),
+    "extractor_sha256": ("SHA-256 of the feature extractor's weights", "hex"),
+    "figure": (("frechet_distance, kid, precision, recall, density, coverage, diversity, "
+               "machine_observer_auc (held-out real vs synthetic; 0.5 = chance) or memorized "
+               "(synthetic images flagged as near-copies of a real image)"), "text"),
+    "synthetic_vs_real": ("the figure between the synthetic images and the real ones",
+                          "as the figure"),
+    "ci_low": ("lower end of the 95% interval (machine observer: DeLong)", "as the figure"),
+    "ci_high": ("upper end of the 95% interval (machine observer: DeLong)", "as the figure"),
+    "real_vs_real_baseline": (("the same figure between two halves of the real images; empty "
+                              "(not defined) when it is <= 0, as the unbiased KID can be"),
+                              "as the figure"),
+    "ratio": (("synthetic_vs_real / real_vs_real_baseline; empty when the baseline is not "
+              "defined or <= 0"), "ratio"),
+    "better": ("which direction is better: lower or higher", "text"),
+    "n_synthetic": ("synthetic images evaluated", "count"),
+    "n_real": ("real images evaluated", "count"),
+    "note": ("note on the figure, or why it or its baseline is not defined", "text"),
+}
+register_columns("quality", QUALITY_COLUMNS)
 
 
 def evaluations_for(study: Study):
@@ -39,8 +66,29 @@ def _subject(evaluation: QualityEvaluation) -> str:
     return f"model {evaluation.generator.name}" if evaluation.generator_id else ""
 
 
-def _cell(value) -> str:
-    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+def _cell(value):
+    """A number cell: the number itself (lossless, never neutralised as a formula), empty for
+    None."""
+    return "" if value is None else value
+
+
+def _metric_row(metric: dict) -> list:
+    """synthetic_vs_real, ci_low, ci_high, baseline, ratio, better, note of one metric.
+
+    A baseline <= 0 (the unbiased KID estimator goes negative when two real halves are as close
+    as chance) is no scale to divide by: baseline and ratio are reported as not defined."""
+    value, baseline = metric.get("value") or {}, metric.get("baseline") or {}
+    base = baseline.get("estimate")
+    ratio = metric.get("ratio")
+    notes = [value.get("not_defined") or value.get("note") or ""]
+    if isinstance(base, (int, float)) and base <= 0:
+        notes.append(f"baseline and ratio not defined: the real-vs-real baseline is {base!r} "
+                     "(<= 0), so there is no scale to compare with")
+        base = ratio = None
+    return [
+        metric.get("name"), _cell(value.get("estimate")), "", "", _cell(base), _cell(ratio),
+        metric.get("better", ""), "; ".join(filter(None, notes)),
+    ]
 
 
 def quality_rows(study: Study, analysis=None) -> Iterator[list]:
@@ -54,21 +102,16 @@ def quality_rows(study: Study, analysis=None) -> Iterator[list]:
         ]
         sizes = [evaluation.n_synthetic, evaluation.n_real]
         for metric in quality.get("metrics", []):
-            value, baseline = metric.get("value") or {}, metric.get("baseline") or {}
-            yield [
-                *base, metric.get("name"), _cell(value.get("estimate")), "", "",
-                _cell(baseline.get("estimate")), _cell(metric.get("ratio")),
-                metric.get("better", ""), *sizes,
-                value.get("not_defined") or value.get("note") or "",
-            ]
+            *cells, better, note = _metric_row(metric)
+            yield [*base, *cells, better, *sizes, note]
         observer = report.get("observer", {})
         auc = observer.get("auc") or {}
         yield [
-            *base, "machine_observer_auc (held-out real vs synthetic; 0.5 = chance)",
+            *base, "machine_observer_auc",
             _cell(auc.get("estimate")), _cell(auc.get("ci_low")), _cell(auc.get("ci_high")),
-            "0.5", "", "lower", *sizes, auc.get("not_defined") or auc.get("note") or "",
+            0.5, "", "lower", *sizes, auc.get("not_defined") or auc.get("note") or "",
         ]
         yield [
-            *base, "memorized (synthetic images flagged as near-copies of a real image)",
+            *base, "memorized",
             evaluation.flagged_count, "", "", "", "", "lower", *sizes, "",
         ]

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import lru_cache
 
+import numpy as np
 from django.db.models import Count, Q
 
 from pool.models import Image, Truth
+from readerstudy.analysis import FAKE, REAL, UNSURE, fake_scores
+from readerstudy.export_dictionary import DICTIONARY_HEADER, dictionary_rows
 from readerstudy.models import Answer, Reading, Study, StudyCase
 from readerstudy.results import checkpoint_label, generator_kind, prompt_or_class
 
@@ -30,19 +36,18 @@ GENERATOR_COLUMNS = [
 READINGS_HEADER = [
     "study", "reader", "position", "image_public_id", "truth", "modality", "finding", "source",
     *GENERATOR_COLUMNS,
-    "answer", "confidence",
-    "fake_score (+confidence fake, 0 unsure, -confidence real; +1/0/-1 without confidence)",
-    "is_practice", "is_repeat", "served_at", "answered_at", "seconds_on_case (server)",
-    "client_ms", "revisions", "comment",
+    "answer", "confidence", "fake_score", "is_practice", "is_repeat", "served_at", "answered_at",
+    "seconds_on_case", "client_ms", "revisions", "comment",
 ]
 
 CASES_HEADER = [
     "study", "image_public_id", "truth", "modality", "finding", "source", "generator_model",
-    "is_practice", "readings", "answered_real", "answered_unsure", "answered_fake",
-    "share_fake (fake answers / readings, first showings)",
+    "is_practice", "readings", "answered_real", "answered_unsure", "answered_fake", "share_fake",
 ]
 
-IMRMC_HEADER = ["readerID", "caseID", "modalityID", "score"]
+#: The column names the iMRMC R package's `doIMRMC` data frame requires.
+MRMC_LONG_HEADER = ["readerID", "caseID", "modalityID", "score"]
+IMRMC_IDS_HEADER = ["kind", "id", "label"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,25 @@ def image_facts(study: Study) -> dict[int, ImageFacts]:
     }
 
 
-def fake_score(answer: str, confidence: int | None) -> int:
-    weight = confidence if confidence else 1
-    return {Answer.FAKE: weight, Answer.UNSURE: 0, Answer.REAL: -weight}[answer]
+ANSWER_CODES = {Answer.REAL: REAL, Answer.UNSURE: UNSURE, Answer.FAKE: FAKE}
+
+
+@lru_cache(maxsize=256)  # a handful of (answer, confidence) pairs: numpy once per pair, not per row
+def fake_score(answer: str, confidence: int | None) -> int | float | None:
+    """The analysis' fake-score (`readerstudy.analysis.fake_scores`, the one definition) of one
+    reading; None (an empty cell) where a committed answer has no confidence."""
+    score = float(
+        fake_scores(
+            np.array([ANSWER_CODES[answer]]),
+            np.array([np.nan if confidence is None else float(confidence)]),
+        )[0]
+    )
+    return None if math.isnan(score) else _score(score)
+
+
+def _score(score: float) -> int | float:
+    """Integral scores (integer confidences) as integers: 5, not 5.0."""
+    return int(score) if score.is_integer() else score
 
 
 def _iso(value) -> str:
@@ -119,9 +140,10 @@ def readings_rows(study: Study) -> Iterator[list]:
         yield [
             study.public_id, reader, position, image.public_id, image.truth, image.modality,
             image.finding, image.source, *image.generator, answer,
-            "" if confidence is None else confidence, fake_score(answer, confidence),
+            "" if confidence is None else confidence, _num(fake_score(answer, confidence)),
             int(practice), int(showing > 1), _iso(served), _iso(answered),
-            f"{(answered - served).total_seconds():.3f}", "" if client_ms is None else client_ms,
+            Decimal(f"{(answered - served).total_seconds():.3f}"),  # a number, not text
+            "" if client_ms is None else client_ms,
             revisions, comment,
         ]
 
@@ -143,37 +165,95 @@ def cases_rows(study: Study) -> Iterator[list]:
     yield CASES_HEADER
     for image_id, practice, n, n_real, n_unsure, n_fake in cases.iterator(chunk_size=CHUNK):
         image = facts[image_id]
-        share = f"{n_fake / n:.4f}" if n else ""
+        share = Decimal(f"{n_fake / n:.4f}") if n else ""
         yield [
             study.public_id, image.public_id, image.truth, image.modality, image.finding,
             image.source, image.generator[1], int(practice), n, n_real, n_unsure, n_fake, share,
         ]
 
 
-def imrmc_rows(study: Study) -> Iterator[list]:
-    """iMRMC / RJafroc long format: reader rows scored by fake_score, plus one truth row per case.
+def _scored_first_readings(study: Study):
+    """The analysis' own input (`load_readings`) reduced to what an MRMC file holds: first
+    showings of non-practice cases with a defined fake-score. Returns the table, the fake-scores
+    and the mask of the readings kept."""
+    from readerstudy.results import load_readings
 
-    Practice cases and repeat showings are left out; the truth row has readerID and
-    modalityID "truth" and score 1 for synthetic (the positive class), 0 for real.
-    """
-    facts = image_facts(study)
-    modality_id = f"study-{study.public_id}"
-    yield IMRMC_HEADER
-    for case in StudyCase.objects.filter(study=study, is_practice=False).order_by("id").values_list(
-        "image_id", flat=True
-    ):
-        image = facts[case]
-        yield ["truth", image.public_id, "truth", int(image.truth == Truth.SYNTHETIC)]
-    readings = (
-        Reading.objects.filter(
-            slot__assignment__study=study, slot__is_practice=False, slot__showing=1
-        )
-        .order_by("slot__assignment__reader__username", "slot__position")
-        .values_list("slot__assignment__reader__username", "slot__case__image_id", "answer",
-                     "confidence")
-    )
-    for reader, image_id, answer, confidence in readings.iterator(chunk_size=CHUNK):
-        yield [reader, facts[image_id].public_id, modality_id, fake_score(answer, confidence)]
+    table = load_readings(study).table
+    scores = fake_scores(table.answer, table.confidence)
+    keep = (table.showing == 1) & ~np.isnan(scores)
+    return table, scores, keep
+
+
+def _in_order(table, keep: np.ndarray) -> list[int]:
+    """The kept readings by reader, then case: the same file for the same readings."""
+    kept = np.flatnonzero(keep)
+    return kept[np.lexsort((table.case[kept], table.reader[kept]))].tolist()
+
+
+def _mrmc_ids(table, keep: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
+    """Integer ids 1, 2, ... of the readers and cases with a scored first reading, in label
+    order (readers by username, cases as the study lists them)."""
+    readers = np.unique(table.reader[keep]).tolist()
+    cases = np.unique(table.case[keep]).tolist()
+    return ({r: i + 1 for i, r in enumerate(readers)}, {c: i + 1 for i, c in enumerate(cases)})
+
+
+def mrmc_long_rows(study: Study) -> Iterator[list]:
+    """The long data frame of the iMRMC R package (`doIMRMC`): one truth row per case
+    (`readerID` and `modalityID` "truth", score 1 synthetic, 0 real), then one row per scored
+    first reading, named by username and image public id. A reading without its confidence has
+    no fake-score and is left out, as the analysis leaves it out."""
+    table, scores, keep = _scored_first_readings(study)
+    modality = f"study-{study.public_id}"
+    yield MRMC_LONG_HEADER
+    case_is_fake = np.zeros(table.n_cases, bool)
+    case_is_fake[table.case] = table.is_fake
+    for case in np.unique(table.case[keep]).tolist():
+        yield ["truth", table.case_labels[case], "truth", int(case_is_fake[case])]
+    for i in _in_order(table, keep):
+        yield [table.reader_labels[table.reader[i]], table.case_labels[table.case[i]], modality,
+               _score(float(scores[i]))]
+
+
+def imrmc_rows(study: Study) -> Iterator[list]:
+    """The iMRMC input file (`.imrmc`, read by iMRMC and RJafroc's `DfReadDataFile(format =
+    "iMRMC")`): description lines, `NR:`, `N0:`, `N1:`, `NM:`, `BEGIN DATA:`, then
+    `readerID,caseID,modalityID,score` rows with integer ids: truth rows `-1,<case>,truth,<0|1>`
+    (1 = synthetic, the positive class) and one row per scored first reading (modality 1).
+    The ids map to names in the `imrmc_ids` table."""
+    table, scores, keep = _scored_first_readings(study)
+    readers, cases = _mrmc_ids(table, keep)
+    case_is_fake = np.zeros(table.n_cases, bool)
+    case_is_fake[table.case] = table.is_fake
+    n_fake = int(sum(case_is_fake[c] for c in cases))
+    left_out = int(((table.showing == 1) & np.isnan(scores)).sum())
+    yield [(f"Spot the fake, study {study.public_id}: fake-score of first showings "
+           "(+confidence fake, 0 unsure, -confidence real); truth 1 = synthetic")]
+    yield [(f"Reader and case ids: study-{study.public_id}-imrmc_ids.csv; {left_out} committed "
+           "reading(s) without a confidence rating have no fake-score and are left out")]
+    yield [f"NR: {len(readers)}"]
+    yield [f"N0: {len(cases) - n_fake}"]
+    yield [f"N1: {n_fake}"]
+    yield ["NM: 1"]
+    yield ["BEGIN DATA:"]
+    for case, case_id in cases.items():
+        yield [-1, case_id, "truth", int(case_is_fake[case])]
+    for i in _in_order(table, keep):
+        yield [readers[int(table.reader[i])], cases[int(table.case[i])], 1,
+               _score(float(scores[i]))]
+
+
+def imrmc_ids_rows(study: Study) -> Iterator[list]:
+    """What the integer ids of the `.imrmc` file stand for: reader usernames, case image public
+    ids and the one modality (the study)."""
+    table, _scores, keep = _scored_first_readings(study)
+    readers, cases = _mrmc_ids(table, keep)
+    yield IMRMC_IDS_HEADER
+    for reader, reader_id in readers.items():
+        yield ["reader", reader_id, table.reader_labels[reader]]
+    for case, case_id in cases.items():
+        yield ["case", case_id, table.case_labels[case]]
+    yield ["modality", 1, f"study-{study.public_id}"]
 
 
 class _Line:
@@ -183,10 +263,46 @@ class _Line:
         return value
 
 
+#: A text cell starting with one of these is a formula (or can become one) in Excel, LibreOffice
+#: and Google Sheets: the OWASP "CSV injection" list.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell):
+    """A text cell that a spreadsheet would run as a formula, prefixed with a single quote (the
+    OWASP recommendation); everything else unchanged. Numbers (int, float) are left alone: a
+    negative number is a number, not a formula, and must stay one for R, pandas and Excel."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+def _formula_cells(row: list) -> list[bool]:
+    return [isinstance(cell, str) and cell.startswith(FORMULA_STARTS) for cell in row]
+
+
+_QUOTED = csv.writer(_Line(), quoting=csv.QUOTE_ALL, lineterminator="")
+_MINIMAL = csv.writer(_Line(), lineterminator="")
+
+
+def _safe_line(row: list, formulas: list[bool]) -> str:
+    # csv has no per-cell quoting: the neutralised cells are written (and escaped) by a
+    # QUOTE_ALL writer, the others by the usual minimal one, and joined. Rare rows only.
+    cells = [
+        _QUOTED.writerow([neutralise(cell)]) if formula
+        else "" if cell is None or cell == ""  # a lone empty field would come out as ""
+        else _MINIMAL.writerow([cell])
+        for cell, formula in zip(row, formulas)
+    ]
+    return ",".join(cells) + "\r\n"
+
+
 def stream_csv(rows: Iterable[list]) -> Iterator[str]:
+    """CSV lines of `rows`, every formula-like text cell neutralised and quoted (OWASP)."""
     writer = csv.writer(_Line())
     for row in rows:
-        yield writer.writerow(row)
+        formulas = _formula_cells(row)
+        yield _safe_line(row, formulas) if any(formulas) else writer.writerow(row)
 
 
 def write_csv(rows: Iterable[list], handle: io.TextIOBase) -> int:
@@ -200,39 +316,26 @@ def write_csv(rows: Iterable[list], handle: io.TextIOBase) -> int:
 # ------------------------------------------------------------------ tables from the analysis
 #
 # These come from `StudyAnalysis` (computed once per export, small: one row per reader,
-# statistic, pair or group), so they stream from memory. Definitions sit in the headers of the
-# columns where they matter; every estimate has its 95% interval, its n and a note that says
-# "not defined: <reason>" instead of a number when the data cannot give one.
+# statistic, pair or group), so they stream from memory. Headers are short snake_case names;
+# their definitions are in the `dictionary` table (`readerstudy/export_dictionary.py`). Every
+# estimate has its 95% interval, its n and a note that says "not defined: <reason>" instead of
+# a number when the data cannot give one.
 
 ITD = "ITD: unsure counts as wrong"
 COMMITTED = "SECONDARY: committed (real/fake) answers only, flatters readers who say unsure"
 
-#: (column stem, path in a reader's JSON, header with the definition)
+#: (column stem, path in a reader's JSON)
 READER_FIGURES = [
-    ("accuracy", ("accuracy",),
-     f"accuracy (correct / all read; {ITD}; 95% Wilson)"),
-    ("sensitivity", ("sensitivity",),
-     f"sensitivity (fakes answered fake / fakes read; positive class fake; {ITD}; 95% Wilson)"),
-    ("specificity", ("specificity",),
-     f"specificity (reals answered real / reals read; {ITD}; 95% Wilson)"),
-    ("committed_accuracy", ("committed", "accuracy"),
-     f"committed_accuracy (correct / real or fake answers; {COMMITTED}; 95% Wilson)"),
-    ("committed_sensitivity", ("committed", "sensitivity"),
-     (f"committed_sensitivity (fakes answered fake / fakes answered real or fake; {COMMITTED}; "
-     "95% Wilson)")),
-    ("committed_specificity", ("committed", "specificity"),
-     (f"committed_specificity (reals answered real / reals answered real or fake; {COMMITTED}; "
-     "95% Wilson)")),
-    ("unsure_rate", ("committed", "unsure_rate"),
-     "unsure_rate (unsure / all read; 95% Wilson)"),
-    ("auc", ("auc",),
-     ("auc (of the fake-score +confidence fake, 0 unsure, -confidence real; Mann-Whitney, "
-     "ties 1/2; 95% DeLong)")),
-    ("intra_reader_kappa", ("intra", "kappa"),
-     ("intra_reader_kappa (Cohen's kappa, first vs repeat showing, real/unsure/fake; "
-     "95% asymptotic)")),
-    ("intra_reader_agreement", ("intra", "percent_agreement"),
-     "intra_reader_agreement (repeats answered as the first time / repeats; 95% Wilson)"),
+    ("accuracy", ("accuracy",)),
+    ("sensitivity", ("sensitivity",)),
+    ("specificity", ("specificity",)),
+    ("committed_accuracy", ("committed", "accuracy")),
+    ("committed_sensitivity", ("committed", "sensitivity")),
+    ("committed_specificity", ("committed", "specificity")),
+    ("unsure_rate", ("committed", "unsure_rate")),
+    ("auc", ("auc",)),
+    ("intra_reader_kappa", ("intra", "kappa")),
+    ("intra_reader_agreement", ("intra", "percent_agreement")),
 ]
 
 TABLE_CELLS = [
@@ -241,12 +344,10 @@ TABLE_CELLS = [
 ]
 
 READERS_HEADER = [
-    "study", "reader", "n_readings (first showings, practice excluded)", "n_fake", "n_real",
-    *TABLE_CELLS, "n_repeat_pairs",
+    "study", "reader", "n_readings", "n_fake", "n_real", *TABLE_CELLS, "n_repeat_pairs",
 ]
-for _stem, _path, _header in READER_FIGURES:
-    READERS_HEADER += [_header, f"{_stem}_ci_low", f"{_stem}_ci_high", f"{_stem}_n",
-                       f"{_stem}_note"]
+for _stem, _path in READER_FIGURES:
+    READERS_HEADER += [_stem, f"{_stem}_ci_low", f"{_stem}_ci_high", f"{_stem}_n", f"{_stem}_note"]
 
 AGREEMENT_HEADER = [
     "statistic", "subset", "estimate", "ci_low", "ci_high", "n_cases", "n_readers", "note",
@@ -272,31 +373,22 @@ READER_AVERAGED_HEADER = [
 ]
 
 PAIRWISE_KAPPA_HEADER = [
-    "subset", "reader_a", "reader_b", "n_cases (read by both)", "estimate (Cohen's kappa)",
-    "ci_low", "ci_high", "se (asymptotic)", "note",
+    "subset", "reader_a", "reader_b", "n_cases", "kappa", "ci_low", "ci_high", "se", "note",
 ]
 
 GROUPS_HEADER = [
     "grouping", "group", "truth", "measure", "n_cases", "n_readings", "answered_real",
-    "answered_unsure", "answered_fake",
-    ("rate (synthetic: fooling rate = answered real / readings; real: answered fake / readings; "
-    "first showings; 95% Wilson)"),
-    "rate_ci_low", "rate_ci_high", "unsure_rate (unsure / readings; 95% Wilson)",
+    "answered_unsure", "answered_fake", "rate", "rate_ci_low", "rate_ci_high", "unsure_rate",
     "unsure_rate_ci_low", "unsure_rate_ci_high", "note",
 ]
 
-ROC_POINTS_HEADER = [
-    "reader", "point", "threshold (call fake when fake-score >= threshold; empty: none)",
-    "fpr (1 - specificity)", "tpr (sensitivity)",
-]
+ROC_POINTS_HEADER = ["reader", "point", "threshold", "fpr", "tpr"]
 
 
-def _num(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back as the same float: lossless
-    return str(value)
+def _num(value):
+    """A number cell: the number itself (csv writes a float as its shortest round-trip text,
+    lossless, and never neutralises it as a formula), empty for None."""
+    return "" if value is None else value
 
 
 def slot_note(slot: dict) -> str:
@@ -327,7 +419,7 @@ def readers_rows(study: Study, analysis=None) -> Iterator[list]:
         figures = {**reader, "auc": aucs[name], "intra": intra[name]}
         row = [study.public_id, name, reader["n_readings"], reader["n_fake"], reader["n_real"],
                *(reader["table"][cell] for cell in TABLE_CELLS), intra[name]["n_pairs"]]
-        for _stem, path, _header in READER_FIGURES:
+        for _stem, path in READER_FIGURES:
             row += _slot_cells(_dig(figures, path))
         yield row
 
@@ -444,6 +536,11 @@ class TableSpec:
     rows: Callable[..., Iterator[list]]
     #: computed from the statistics (`StudyAnalysis`) rather than streamed from the database
     uses_analysis: bool
+    #: file extension: "csv", or "imrmc" for the iMRMC input file (plain comma-joined lines)
+    extension: str = "csv"
+    #: the column names (for the data dictionary); empty: the columns registered with
+    #: `export_dictionary.register_columns`
+    header: tuple[str, ...] = ()
 
 
 def _db_table(function: Callable[[Study], Iterator[list]]) -> Callable[..., Iterator[list]]:
@@ -455,6 +552,21 @@ def _db_table(function: Callable[[Study], Iterator[list]]) -> Callable[..., Iter
 
 
 #: Every table, by name: the command, the dashboard and the admin action all use this.
+_HEADERS = {
+    "readings": READINGS_HEADER,
+    "readers": READERS_HEADER,
+    "agreement": AGREEMENT_HEADER,
+    "cases": CASES_HEADER,
+    "imrmc": MRMC_LONG_HEADER,
+    "imrmc_ids": IMRMC_IDS_HEADER,
+    "mrmc_long": MRMC_LONG_HEADER,
+    "reader_averaged": READER_AVERAGED_HEADER,
+    "pairwise_kappa": PAIRWISE_KAPPA_HEADER,
+    "groups": GROUPS_HEADER,
+    "roc_points": ROC_POINTS_HEADER,
+    "dictionary": DICTIONARY_HEADER,
+}
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -465,8 +577,13 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("agreement", "agreement statistics, all answers and committed only",
                   agreement_rows, True),
         TableSpec("cases", "one row per case with its votes", _db_table(cases_rows), False),
-        TableSpec("imrmc", "iMRMC / RJafroc long format (reader rows and truth rows)",
-                  _db_table(imrmc_rows), False),
+        TableSpec("imrmc", "iMRMC input file (.imrmc, for iMRMC and RJafroc): counts, "
+                  "integer reader and case ids, truth rows -1,<case>,truth,<0|1>",
+                  _db_table(imrmc_rows), False, "imrmc"),
+        TableSpec("imrmc_ids", "what the integer reader, case and modality ids of the .imrmc "
+                  "file stand for", _db_table(imrmc_ids_rows), False),
+        TableSpec("mrmc_long", "long data frame for the iMRMC R package (doIMRMC): readerID, "
+                  "caseID, modalityID, score, with truth rows", _db_table(mrmc_long_rows), False),
         TableSpec("reader_averaged", "reader-averaged accuracy, sensitivity, specificity and AUC",
                   reader_averaged_rows, True),
         TableSpec("pairwise_kappa", "Cohen's kappa of every reader pair", pairwise_kappa_rows,
@@ -475,8 +592,13 @@ TABLES: dict[str, TableSpec] = {
                   groups_rows, True),
         TableSpec("roc_points", "ROC curve points of every reader (fake-score thresholds)",
                   roc_points_rows, True),
+        TableSpec("dictionary", "data dictionary: every column of every table, its definition "
+                  "and unit", _db_table(dictionary_rows), False),
     )
 }
+for _name, _header in _HEADERS.items():
+    TABLES[_name] = replace(TABLES[_name], header=tuple(_header))
+
 
 
 def register_table(spec: TableSpec) -> None:
@@ -485,13 +607,41 @@ def register_table(spec: TableSpec) -> None:
     TABLES[spec.name] = spec
 
 
+def table_header(name: str) -> list[str]:
+    """The columns of table `name` (the data columns, for the .imrmc file)."""
+    from readerstudy.export_dictionary import TABLES as DOCUMENTED
+
+    return list(TABLES[name].header or DOCUMENTED.get(name, {}))
+
+
 def table_rows(name: str, study: Study, analysis=None) -> Iterator[list]:
     """The rows (header first) of table `name`; KeyError for an unknown name."""
     return TABLES[name].rows(study, analysis)
 
 
 def csv_filename(study: Study, name: str) -> str:
-    return f"study-{study.public_id}-{name}.csv"
+    """The download name of table `name`: `study-<id>-<name>.csv` (`.imrmc` for the iMRMC
+    file)."""
+    spec = TABLES.get(name)
+    extension = spec.extension if spec else "csv"
+    return f"study-{study.public_id}-{name}.{extension}"
+
+
+def stream_lines(rows: Iterable[list]) -> Iterator[str]:
+    """Plain comma-joined lines (the iMRMC file: no quoting, which its readers do not parse)."""
+    for row in rows:
+        yield ",".join(str(cell) for cell in row) + "\n"
+
+
+def stream_file(filename: str, rows: Iterable[list]) -> Iterator[str]:
+    """The lines of a table file, in the format its name says (.imrmc or CSV)."""
+    return stream_lines(rows) if filename.endswith(".imrmc") else stream_csv(rows)
+
+
+def content_type(filename: str) -> str:
+    if filename.endswith(".imrmc"):
+        return "text/plain; charset=utf-8"
+    return "text/csv; charset=utf-8"
 
 
 class _ZipSink:
@@ -515,13 +665,14 @@ class _ZipSink:
 
 def stream_zip(members: Iterable[tuple[str, Iterable[list]]],
                flush_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """A zip of CSV files built and yielded piece by piece (constant memory)."""
+    """A zip of table files (CSV, or .imrmc by name) built and yielded piece by piece
+    (constant memory)."""
     sink = _ZipSink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, rows in members:
             with archive.open(name, mode="w", force_zip64=True) as member:
                 pending = 0
-                for line in stream_csv(rows):
+                for line in stream_file(name, rows):
                     data = line.encode("utf-8")
                     member.write(data)
                     pending += len(data)

@@ -21,15 +21,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, When
 from django.db.models import Value as V
 
 from pool.models import Truth
 from readerstudy.analysis import SCHEMA, ReadingTable, StudyAnalysis, analyse
+from readerstudy.analysis.bootstrap import CASE
 from readerstudy.models import Answer, Assignment, Reading, Study, StudyCase
 
 DEFAULT_BOOTSTRAP = 1000
@@ -37,7 +40,7 @@ DEFAULT_SEED = 0
 LOAD_CHUNK = 50_000
 CACHE_SECONDS = 3600
 #: Bump when the loader changes what it feeds to `analyse` (cached results then miss).
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 REAL_GROUP = "(real images)"
 NO_JOB = "(no generation job recorded)"
@@ -74,10 +77,26 @@ def generator_kind(provenance: dict) -> str:
     return _text(provenance.get("generator")) or _text(provenance.get("kind"))
 
 
+def relative_checkpoint(path: str) -> str:
+    """A checkpoint path relative to the model folder (MODEL_ROOT), so no export or label shows
+    where the server keeps its files; an absolute path elsewhere keeps only its last two parts
+    (model folder and file), a relative or hub name is kept as it is."""
+    if not path:
+        return ""
+    candidate = PurePath(path)
+    if not candidate.is_absolute():
+        return path
+    try:
+        return candidate.relative_to(PurePath(settings.MODEL_ROOT)).as_posix()
+    except ValueError:
+        return PurePath(*candidate.parts[-2:]).as_posix()
+
+
 def checkpoint_label(provenance: dict) -> str:
-    """The weights an image came from: checkpoint path (or SD base checkpoint) with the short
-    SHA-256 of its weights, and the LoRA's short SHA-256 when one was applied."""
-    path = (
+    """The weights an image came from: checkpoint path (or SD base checkpoint) relative to the
+    model folder, with the short SHA-256 of its weights, and the LoRA's short SHA-256 when one
+    was applied."""
+    path = relative_checkpoint(
         _text(provenance.get("checkpoint"))
         or _text(provenance.get("base_checkpoint"))
         or _text(provenance.get("checkpoint_path"))
@@ -241,6 +260,7 @@ def load_readings(study: Study) -> LoadedStudy:
         reader_labels=[name for _, name in readers],
         case_labels=[row[1] for row in cases],
         case_groups=groups,
+        collects_confidence=study.collects_confidence,
     )
     return LoadedStudy(table, facts, tuple(int(pk) for pk in assignment_ids))
 
@@ -248,7 +268,7 @@ def load_readings(study: Study) -> LoadedStudy:
 # ----------------------------------------------------------------------------------- analysis
 
 
-def analysis_cache_key(study: Study, n_bootstrap: int, seed: int) -> str:
+def analysis_cache_key(study: Study, n_bootstrap: int, seed: int, bootstrap: str = CASE) -> str:
     """A key that changes whenever the analysis' inputs can have changed.
 
     One aggregate query over the study's readings: their number, the largest id, the latest
@@ -273,6 +293,7 @@ def analysis_cache_key(study: Study, n_bootstrap: int, seed: int) -> str:
         study.pk,
         n_bootstrap,
         seed,
+        bootstrap,
         readings["n"],
         readings["last_id"],
         readings["last"].isoformat() if readings["last"] else "",
@@ -287,10 +308,16 @@ def analysis_cache_key(study: Study, n_bootstrap: int, seed: int) -> str:
 
 
 def run_analysis(
-    study: Study, *, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+    study: Study,
+    *,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    bootstrap: str = CASE,
 ) -> StudyAnalysis:
-    """Load and analyse, no cache."""
-    return analyse(load_readings(study).table, n_bootstrap=n_bootstrap, seed=seed)
+    """Load and analyse, no cache. ``bootstrap``: "case" (readers fixed) or "two-way"."""
+    return analyse(
+        load_readings(study).table, n_bootstrap=n_bootstrap, seed=seed, bootstrap=bootstrap
+    )
 
 
 def study_analysis(
@@ -299,6 +326,7 @@ def study_analysis(
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
     use_cache: bool = True,
+    bootstrap: str = CASE,
 ) -> StudyAnalysis:
     """The study's analysis, from the cache when nothing it depends on has changed.
 
@@ -306,16 +334,17 @@ def study_analysis(
     reader was renamed is caught because the cached value records the labels and is compared
     with the current ones (one small query).
     """
+    options = {"n_bootstrap": n_bootstrap, "seed": seed, "bootstrap": bootstrap}
     if not use_cache:
-        return run_analysis(study, n_bootstrap=n_bootstrap, seed=seed)
-    key = analysis_cache_key(study, n_bootstrap, seed)
+        return run_analysis(study, **options)
+    key = analysis_cache_key(study, n_bootstrap, seed, bootstrap)
     cached = cache.get(key)
     labels = tuple(name for _, name in _readers(study))
     if cached is not None:
         cached_labels, analysis = cached
         if cached_labels == labels:
             return analysis
-    analysis = run_analysis(study, n_bootstrap=n_bootstrap, seed=seed)
+    analysis = run_analysis(study, **options)
     cache.set(key, (tuple(r.reader for r in analysis.readers), analysis), CACHE_SECONDS)
     return analysis
 

@@ -214,7 +214,9 @@ def gwet_ac1(
     """Gwet's AC1 with missing readings allowed.
 
     ``p_a`` = mean pairwise agreement over cases with >= 2 readings; ``pi_k`` = mean share of
-    category k (over the same cases by default, see :func:`ac1_features`);
+    category k over every case with at least one reading (the default ``chance_over="rated"``,
+    Gwet 2014 / irrCAC; ``"paired"`` averages over the cases with >= 2 readings instead, see
+    :func:`ac1_features`);
     ``p_e = sum_k pi_k (1 - pi_k) / (q - 1)`` with q the number of categories of the scale
     (``counts.shape[1]`` unless given), also when fewer are used.
     """
@@ -276,6 +278,17 @@ def kappa_from_tables(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 ONE_CATEGORY = "both used only one and the same category, so chance agreement is 1"
 
 
+def _zero_variance_note(kappa: float) -> str:
+    if abs(kappa - 1.0) <= EPS:
+        return "no interval: perfect agreement (kappa 1) has a large-sample variance of 0"
+    if abs(kappa) <= EPS:
+        return (
+            "no interval: the large-sample variance is 0 (one rater used a single category, "
+            "so kappa is 0 whatever the other answered)"
+        )
+    return "no interval: the large-sample variance is 0"
+
+
 def kappa_value(
     kappa: float, se: float, n: int, *, empty: str = "no pairs", one_category: str = ONE_CATEGORY
 ) -> Value:
@@ -285,10 +298,9 @@ def kappa_value(
     if not np.isfinite(kappa):
         return NotDefined(one_category)
     if not se > 0:
-        # One rater used a single category: kappa is 0 with a zero large-sample variance,
-        # and an interval [0, 0] would claim a certainty the data do not have.
-        note = "no interval: the large-sample variance is 0 (a rater used one category)"
-        return Estimate(kappa, None, None, n, ASYMPTOTIC_KAPPA, note=note)
+        # A zero large-sample variance would give an interval [k, k] claiming a certainty the
+        # data do not have.
+        return Estimate(kappa, None, None, n, ASYMPTOTIC_KAPPA, note=_zero_variance_note(kappa))
     low, high = kappa - Z95 * se, kappa + Z95 * se
     note = ""
     if low < -1.0 or high > 1.0:

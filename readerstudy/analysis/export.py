@@ -54,9 +54,8 @@ def _pair_rows(analysis: AgreementAnalysis) -> list[dict[str, Any]]:
     ]
 
 
-def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
-    """The analysis as named flat tables (see ``docs/statistics.md`` for the columns)."""
-    readers = []
+def _readers(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    rows = []
     for r in analysis.readers:
         row: dict[str, Any] = {
             "reader": r.reader,
@@ -69,10 +68,13 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
             row.update(_spread(name, getattr(r, name)))
         for name in ("accuracy", "sensitivity", "specificity", "unsure_rate"):
             row.update(_spread(f"committed_{name}", getattr(r.committed, name)))
-        readers.append(row)
+        rows.append(row)
+    return rows
 
+
+def _reader_averaged(analysis: StudyAnalysis) -> list[dict[str, Any]]:
     averaged = analysis.reader_averaged
-    reader_averaged = [
+    return [
         {
             "statistic": name,
             "answers": "primary (unsure counts as wrong)",
@@ -88,8 +90,10 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
         for name in ("accuracy", "sensitivity", "specificity", "unsure_rate")
     ]
 
+
+def _auc(analysis: StudyAnalysis) -> list[dict[str, Any]]:
     roc = analysis.roc
-    auc = [
+    rows = [
         {"reader": r.reader, "n_fake": r.n_fake, "n_real": r.n_real, **_spread("auc", r.auc)}
         for r in roc.readers
     ]
@@ -97,14 +101,12 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
         ("reader_average_random_readers", roc.reader_averaged_auc_random_readers),
         ("reader_average_fixed_readers", roc.reader_averaged_auc_fixed_readers),
     ):
-        auc.append({"reader": name, "n_fake": None, "n_real": None, **_spread("auc", value)})
-    roc_points = [
-        {"reader": r.reader, "point": i, **to_jsonable(point)}
-        for r in roc.readers
-        for i, point in enumerate(r.points)
-    ]
+        rows.append({"reader": name, "n_fake": None, "n_real": None, **_spread("auc", value)})
+    return rows
 
-    cases = [
+
+def _cases(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    return [
         {
             "case": c.case,
             "truth": c.truth,
@@ -115,7 +117,10 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
         }
         for c in analysis.cases
     ]
-    groups = [
+
+
+def _groups(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    return [
         {
             "grouping": g.grouping,
             "group": g.group,
@@ -131,8 +136,11 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
         }
         for g in analysis.groups
     ]
+
+
+def _intra(analysis: StudyAnalysis) -> list[dict[str, Any]]:
     intra = analysis.intra_reader
-    intra_rows = [
+    rows = [
         {
             "reader": r.reader,
             "n_pairs": r.n_pairs,
@@ -141,7 +149,7 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
         }
         for r in intra.readers
     ]
-    intra_rows.append(
+    rows.append(
         {
             "reader": "pooled",
             "n_pairs": sum(r.n_pairs for r in intra.readers),
@@ -149,15 +157,24 @@ def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
             **_spread("percent_agreement", intra.pooled_percent_agreement),
         }
     )
+    return rows
+
+
+def tables(analysis: StudyAnalysis) -> dict[str, list[dict[str, Any]]]:
+    """The analysis as named flat tables (see ``docs/statistics.md`` for the columns)."""
     return {
-        "readers": readers,
-        "reader_averaged": reader_averaged,
-        "auc": auc,
-        "roc_points": roc_points,
+        "readers": _readers(analysis),
+        "reader_averaged": _reader_averaged(analysis),
+        "auc": _auc(analysis),
+        "roc_points": [
+            {"reader": r.reader, "point": i, **to_jsonable(point)}
+            for r in analysis.roc.readers
+            for i, point in enumerate(r.points)
+        ],
         "agreement": _agreement_rows(analysis.agreement)
         + _agreement_rows(analysis.agreement_committed),
         "pairwise_kappa": _pair_rows(analysis.agreement) + _pair_rows(analysis.agreement_committed),
-        "cases": cases,
-        "groups": groups,
-        "intra_reader": intra_rows,
+        "cases": _cases(analysis),
+        "groups": _groups(analysis),
+        "intra_reader": _intra(analysis),
     }

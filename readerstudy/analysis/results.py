@@ -251,6 +251,8 @@ class StudySummary:
     fully_crossed: bool
     n_bootstrap: int
     seed: int
+    #: "case" (cases resampled, readers fixed) or "two-way" (readers and cases resampled)
+    bootstrap: str = "case"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """ROC analysis of the fake-score: Mann-Whitney AUC, DeLong variance, jackknife, OR intervals.
 
-Fake-score of a reading: +confidence for "fake", 0 for "unsure", -confidence for "real".
+Fake-score of a reading: +confidence for "fake", 0 for "unsure", -confidence for "real", and
+missing (NaN) for a committed answer without its confidence. :func:`fake_scores` is the one
+definition: the analysis and every export (``readerstudy/exports.py``) use it.
 
 The per-reader AUC is the Mann-Whitney statistic (ties count one half). Its structural components
 (DeLong, DeLong & Clarke-Pearson 1988) ``V10_i`` (per fake case) and ``V01_j`` (per real case) give
@@ -90,10 +92,24 @@ def auc_estimate(pos: np.ndarray, neg: np.ndarray) -> Value:
             DELONG,
             note="DeLong variance needs >= 2 fake and >= 2 real readings",
         )
-    se = float(np.sqrt(max(var, 0.0)))
+    if var <= 0.0:
+        return Estimate(auc, None, None, n, DELONG, note=zero_variance_note(pos, neg, auc), se=0.0)
+    se = float(np.sqrt(var))
     low, high = auc - Z95 * se, auc + Z95 * se
     note = "interval clipped to [0, 1]" if low < 0.0 or high > 1.0 else ""
     return Estimate(auc, max(low, 0.0), min(high, 1.0), n, DELONG, note=note, se=se)
+
+
+def zero_variance_note(pos: np.ndarray, neg: np.ndarray, auc: float) -> str:
+    """Why a DeLong variance is 0, so that no zero-width interval is shown."""
+    if np.unique(np.concatenate([pos, neg])).size == 1:
+        return (
+            "no interval: every fake-score of this reader is the same (all tied), so the AUC is "
+            "0.5 by ties alone and has no variance estimate"
+        )
+    if auc in (0.0, 1.0):
+        return "no interval: perfect separation: no variance estimate (DeLong SE is 0)"
+    return "no interval: the DeLong variance is 0 (every fake and every real score tied within)"
 
 
 def jackknife_aucs(auc: float, v10: np.ndarray, v01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +218,13 @@ def or_single_test(aucs: np.ndarray, jackknife: np.ndarray) -> ORResult:
 
 
 def _interval(mean: float, se: float, quantile: float, n: int, method: str, note: str) -> Estimate:
+    if not se > 0.0:
+        why = (
+            "no interval: the standard error is 0 (every reader's AUC and every leave-one-case-"
+            "out AUC are equal, e.g. perfect separation or all scores tied): no variance estimate"
+        )
+        note = "; ".join(filter(None, [note, why]))
+        return Estimate(mean, None, None, n, method, note=note, se=0.0)
     low, high = mean - quantile * se, mean + quantile * se
     if low < 0.0 or high > 1.0:
         note = "; ".join(filter(None, [note, "interval clipped to [0, 1]"]))

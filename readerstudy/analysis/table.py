@@ -37,6 +37,56 @@ def _integers(values: Any, name: str, dtype: Any) -> np.ndarray:
     return array.astype(dtype)
 
 
+def _check_values(
+    columns: dict[str, np.ndarray], n_readers: int, n_cases: int, case_labels: tuple[str, ...]
+) -> None:
+    """Codes in range, one reading per reader, case and showing, one truth per case."""
+    reader, case, answer = columns["reader"], columns["case"], columns["answer"]
+    showing, confidence, is_fake = columns["showing"], columns["confidence"], columns["is_fake"]
+    if reader.min() < 0 or reader.max() >= n_readers:
+        raise ValueError(f"reader codes must lie in [0, {n_readers})")
+    if case.min() < 0 or case.max() >= n_cases:
+        raise ValueError(f"case codes must lie in [0, {n_cases})")
+    bad = ~np.isin(answer, (REAL, UNSURE, FAKE))
+    if bad.any():
+        raise ValueError(
+            f"answer codes must be 0 (real), 1 (unsure) or 2 (fake); "
+            f"found {sorted(set(answer[bad].tolist()))}"
+        )
+    bad = ~np.isin(showing, (1, 2))
+    if bad.any():
+        raise ValueError(f"showing must be 1 or 2; found {sorted(set(showing[bad].tolist()))}")
+    present = ~np.isnan(confidence)
+    if np.any(~np.isfinite(confidence[present])) or np.any(confidence[present] <= 0):
+        raise ValueError("confidence must be a positive number, or NaN where absent")
+    key = (reader * n_cases + case) * 2 + (showing - 1)
+    if np.unique(key).size != reader.size:
+        raise ValueError("a reader has more than one reading of the same case and showing")
+    n_per_case = np.bincount(case, minlength=n_cases)
+    fakes_per_case = np.bincount(case, weights=is_fake, minlength=n_cases)
+    mixed = (fakes_per_case > 0) & (fakes_per_case < n_per_case)
+    if mixed.any():
+        first = case_labels[int(np.flatnonzero(mixed)[0])]
+        raise ValueError(f"case {first!r} is marked both fake and real in different readings")
+
+
+def _groups(
+    case_groups: Mapping[str, Sequence[Any]], case_labels: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    groups: dict[str, tuple[str, ...]] = {}
+    for key_name, values in dict(case_groups).items():
+        values = tuple(values)
+        if len(values) != len(case_labels):
+            raise ValueError(
+                f"case_groups[{key_name!r}] has {len(values)} entries, "
+                f"there are {len(case_labels)} cases"
+            )
+        groups[str(key_name)] = tuple(
+            "(none)" if value is None or value == "" else str(value) for value in values
+        )
+    return groups
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class ReadingTable:
     """All readings of one study, one entry per reading (practice cases already left out).
@@ -49,6 +99,9 @@ class ReadingTable:
     - ``showing``: 1 first showing, 2 repeat (optional: all 1)
     - ``case_groups``: optional grouping keys per case (e.g. ``{"generator": [...]}``), one entry
       per case label; ``None`` or ``""`` becomes the group ``"(none)"``.
+    - ``collects_confidence``: whether the study's design asks for a confidence with every
+      committed answer (``None``: unknown, inferred from whether any committed first reading
+      has one). A study that asks for it but got only "unsure" answers still collected it.
 
     The constructor validates everything and raises :class:`ValueError` with a clear message on
     bad codes, lengths, duplicates or a case whose truth differs between readings. The arrays are
@@ -64,6 +117,7 @@ class ReadingTable:
     confidence: np.ndarray | None = None
     showing: np.ndarray | None = None
     case_groups: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    collects_confidence: bool | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -74,15 +128,21 @@ class ReadingTable:
                 raise ValueError(f"{name} must be unique")
         set_(self, "reader_labels", reader_labels)
         set_(self, "case_labels", case_labels)
+        columns = self._columns()
+        if columns["reader"].size:
+            _check_values(columns, len(reader_labels), len(case_labels), case_labels)
+        set_(self, "case_groups", _groups(self.case_groups, case_labels))
+        for name, array in columns.items():
+            array.setflags(write=False)
+            set_(self, name, array)
 
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The six columns as numpy arrays of their types, all of the same length."""
         reader = _integers(self.reader, "reader", np.int64)
         n = reader.size
-        case = _integers(self.case, "case", np.int64)
-        answer = _integers(self.answer, "answer", np.int8)
         is_fake = _column(self.is_fake, "is_fake")
         if is_fake.size and is_fake.dtype != bool and not np.all(np.isin(is_fake, (0, 1))):
             raise ValueError("is_fake must be boolean (or 0/1)")
-        is_fake = is_fake.astype(bool)
         if self.confidence is None:
             confidence = np.full(n, np.nan)
         else:
@@ -96,69 +156,18 @@ class ReadingTable:
             if self.showing is None
             else _integers(self.showing, "showing", np.int8)
         )
-        for name, array in (
-            ("case", case),
-            ("is_fake", is_fake),
-            ("answer", answer),
-            ("confidence", confidence),
-            ("showing", showing),
-        ):
+        columns = {
+            "reader": reader,
+            "case": _integers(self.case, "case", np.int64),
+            "is_fake": is_fake.astype(bool),
+            "answer": _integers(self.answer, "answer", np.int8),
+            "confidence": confidence,
+            "showing": showing,
+        }
+        for name, array in columns.items():
             if array.size != n:
                 raise ValueError(f"{name} has {array.size} entries, reader has {n}")
-        if n:
-            if reader.min() < 0 or reader.max() >= len(reader_labels):
-                raise ValueError(f"reader codes must lie in [0, {len(reader_labels)})")
-            if case.min() < 0 or case.max() >= len(case_labels):
-                raise ValueError(f"case codes must lie in [0, {len(case_labels)})")
-            bad = ~np.isin(answer, (REAL, UNSURE, FAKE))
-            if bad.any():
-                raise ValueError(
-                    f"answer codes must be 0 (real), 1 (unsure) or 2 (fake); "
-                    f"found {sorted(set(answer[bad].tolist()))}"
-                )
-            bad = ~np.isin(showing, (1, 2))
-            if bad.any():
-                raise ValueError(
-                    f"showing must be 1 or 2; found {sorted(set(showing[bad].tolist()))}"
-                )
-            present = ~np.isnan(confidence)
-            if np.any(~np.isfinite(confidence[present])) or np.any(confidence[present] <= 0):
-                raise ValueError("confidence must be a positive number, or NaN where absent")
-            key = (reader * len(case_labels) + case) * 2 + (showing - 1)
-            if np.unique(key).size != n:
-                raise ValueError("a reader has more than one reading of the same case and showing")
-            n_per_case = np.bincount(case, minlength=len(case_labels))
-            fakes_per_case = np.bincount(case, weights=is_fake, minlength=len(case_labels))
-            mixed = (fakes_per_case > 0) & (fakes_per_case < n_per_case)
-            if mixed.any():
-                first = case_labels[int(np.flatnonzero(mixed)[0])]
-                raise ValueError(
-                    f"case {first!r} is marked both fake and real in different readings"
-                )
-
-        groups: dict[str, tuple[str, ...]] = {}
-        for key_name, values in dict(self.case_groups).items():
-            values = tuple(values)
-            if len(values) != len(case_labels):
-                raise ValueError(
-                    f"case_groups[{key_name!r}] has {len(values)} entries, "
-                    f"there are {len(case_labels)} cases"
-                )
-            groups[str(key_name)] = tuple(
-                "(none)" if value is None or value == "" else str(value) for value in values
-            )
-        set_(self, "case_groups", groups)
-
-        for name, array in (
-            ("reader", reader),
-            ("case", case),
-            ("is_fake", is_fake),
-            ("answer", answer),
-            ("confidence", confidence),
-            ("showing", showing),
-        ):
-            array.setflags(write=False)
-            set_(self, name, array)
+        return columns
 
     def __len__(self) -> int:
         return int(self.reader.size)
@@ -179,13 +188,15 @@ class ReadingTable:
         reader_labels: Sequence[str] | None = None,
         case_labels: Sequence[str] | None = None,
         case_groups: Mapping[str, Mapping[str, Any]] | None = None,
+        collects_confidence: bool | None = None,
     ) -> ReadingTable:
         """Build a table from row dicts.
 
         Each record has ``reader`` and ``case`` (labels), ``is_fake`` (bool), ``answer``
         (``"real"``/``"unsure"``/``"fake"`` or the codes 0/1/2), and optionally ``confidence``
         (``None`` when absent) and ``showing`` (default 1). Labels not given are taken in order of
-        first appearance. ``case_groups`` maps a grouping name to ``{case label: group}``.
+        first appearance. ``case_groups`` maps a grouping name to ``{case label: group}``;
+        ``collects_confidence`` is the study design (see the class docstring).
         """
         records = list(records)
         if reader_labels is None:
@@ -231,4 +242,5 @@ class ReadingTable:
             reader_labels=reader_labels,
             case_labels=case_labels,
             case_groups=groups,
+            collects_confidence=collects_confidence,
         )

@@ -11,8 +11,8 @@ register = template.Library()
 # no undefined resample) is left out. Any other note (undefined resamples, clipping, readers
 # left out, no interval) is shown under the figure.
 ROUTINE_NOTE = re.compile(
-    r"(?:^|; )\d+ case-bootstrap resamples \(stratified by truth\), percentile interval; "
-    r"0 undefined$"
+    r"(?:^|; )\d+ (?:case-bootstrap|two-way bootstrap) resamples \([^)]*\), percentile "
+    r"interval; 0 undefined$"
 )
 
 

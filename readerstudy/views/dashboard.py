@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from pool.models import Image
 from readerstudy import exports, plots
+from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.models import Study
 from readerstudy.results import (
     GROUPINGS,
@@ -37,6 +38,14 @@ def _get_study_for_staff(request: HttpRequest, public_id: str) -> Study:
 
 def _no_cache(request: HttpRequest) -> bool:
     return request.GET.get("refresh") == "1"
+
+
+def _analysis(request: HttpRequest, study: Study):
+    """The study's analysis; `?bootstrap=two-way` asks for readers-and-cases intervals."""
+    kind = request.GET.get("bootstrap", CASE)
+    if kind not in KINDS:
+        raise Http404(f"no bootstrap {kind!r}")
+    return study_analysis(study, use_cache=not _no_cache(request), bootstrap=kind)
 
 
 def _case_rows(payload: dict[str, Any], page_number: str | None):
@@ -119,7 +128,7 @@ def _reader_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
 @staff_member_required
 def results_dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
     study = _get_study_for_staff(request, public_id)
-    analysis = study_analysis(study, use_cache=not _no_cache(request))
+    analysis = _analysis(request, study)
     payload = analysis.to_jsonable()
     labels = [r["reader"] for r in payload["readers"]]
     page, case_rows = _case_rows(payload, request.GET.get("page"))
@@ -171,7 +180,7 @@ def _latest_machine_observer(study: Study):
 @staff_member_required
 def results_json(request: HttpRequest, public_id: str) -> HttpResponse:
     study = _get_study_for_staff(request, public_id)
-    analysis = study_analysis(study, use_cache=not _no_cache(request))
+    analysis = _analysis(request, study)
     body = json.dumps(study_payload(study, analysis), allow_nan=False)
     response = HttpResponse(body, content_type="application/json")
     if request.GET.get("download") == "1":
@@ -189,15 +198,13 @@ def results_csv(request: HttpRequest, public_id: str, table: str) -> StreamingHt
     if spec is None:
         raise Http404(f"no table {table!r}")
     # Statistics are computed before the response starts, so an error is a proper error page.
-    analysis = (
-        study_analysis(study, use_cache=not _no_cache(request)) if spec.uses_analysis else None
-    )
+    analysis = _analysis(request, study) if spec.uses_analysis else None
+    filename = exports.csv_filename(study, table)
     response = StreamingHttpResponse(
-        exports.stream_csv(spec.rows(study, analysis)), content_type="text/csv; charset=utf-8"
+        exports.stream_file(filename, spec.rows(study, analysis)),
+        content_type=exports.content_type(filename),
     )
-    response["Content-Disposition"] = (
-        f'attachment; filename="{exports.csv_filename(study, table)}"'
-    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -206,7 +213,7 @@ def results_csv(request: HttpRequest, public_id: str, table: str) -> StreamingHt
 def results_zip(request: HttpRequest, public_id: str) -> StreamingHttpResponse:
     """Every table of the study in one zip, streamed."""
     study = _get_study_for_staff(request, public_id)
-    analysis = study_analysis(study, use_cache=not _no_cache(request))
+    analysis = _analysis(request, study)
     members = (
         (exports.csv_filename(study, name), spec.rows(study, analysis))
         for name, spec in exports.TABLES.items()

@@ -219,10 +219,12 @@ def test_it_keeps_all_readings_of_a_case_together_in_the_bootstrap():
         a = getattr(one.reader_averaged, name)
         b = getattr(two.reader_averaged, name)
         assert (a.estimate, a.ci_low, a.ci_high) == pytest.approx((b.estimate, b.ci_low, b.ci_high))
-    # Identical readers agree perfectly in every resample.
+    # Identical readers agree perfectly in every resample: a zero-width interval, which is
+    # reported as no interval with the reason.
     for name in ("fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "percent_agreement"):
         value = getattr(two.agreement, name)
-        assert (value.estimate, value.ci_low, value.ci_high) == pytest.approx((1, 1, 1))
+        assert (value.estimate, value.ci_low, value.ci_high) == (1.0, None, None)
+        assert "no interval: every defined resample gave 1 (the resamples do not vary)" in value.note
 
 
 def test_it_resamples_cases_within_truth_strata():

@@ -136,7 +136,8 @@ def test_it_pages_the_cases_most_often_judged_wrongly_first(staff_client, monkey
 
 
 def test_it_streams_each_table_as_an_attachment(staff_client, study):
-    for name in ("readings", "readers", "agreement", "cases", "imrmc"):
+    for name in ("readings", "readers", "agreement", "cases", "mrmc_long", "imrmc_ids",
+                 "dictionary"):
         response = staff_client.get(url(study, f"{name}.csv"))
         assert response.status_code == 200 and response.streaming
         assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -145,6 +146,12 @@ def test_it_streams_each_table_as_an_attachment(staff_client, study):
         )
         rows = list(csv.reader(io.StringIO(body(response))))
         assert len(rows) > 1, name
+    imrmc = staff_client.get(url(study, "imrmc.csv"))
+    assert imrmc["Content-Type"] == "text/plain; charset=utf-8"
+    assert imrmc["Content-Disposition"] == (
+        f'attachment; filename="study-{study.public_id}-imrmc.imrmc"'
+    )
+    assert "BEGIN DATA:" in body(imrmc)
     readers = list(csv.DictReader(io.StringIO(body(staff_client.get(url(study, "readers.csv"))))))
     assert [r["reader"] for r in readers] == ["alice", "bob"]
 
@@ -214,3 +221,13 @@ def test_it_leaves_out_only_the_routine_bootstrap_note():
     assert estimate({"not_defined": "no readings <b>"}) == (
         '<span class="not-defined">not defined: no readings &lt;b&gt;</span>'
     )
+
+
+def test_it_offers_two_way_bootstrap_intervals(staff_client, study):
+    html = staff_client.get(url(study)).content.decode()
+    assert "fixed-reader</strong> interval" in html and "?bootstrap=two-way" in html
+    two_way = staff_client.get(url(study) + "?bootstrap=two-way").content.decode()
+    assert "random-reader</strong> interval" in two_way
+    payload = staff_client.get(url(study, "statistics.json") + "?bootstrap=two-way").json()
+    assert payload["summary"]["bootstrap"] == "two-way"
+    assert staff_client.get(url(study) + "?bootstrap=readers").status_code == 404

@@ -38,10 +38,14 @@ def test_it_writes_a_table_to_a_file_by_public_id(study, tmp_path):
 
 
 def test_it_finds_the_study_by_primary_key_and_writes_to_stdout(study):
-    out, _ = run(str(study.pk), "--table", "imrmc", "-o", "-")
+    out, _ = run(str(study.pk), "--table", "mrmc_long", "-o", "-")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["readerID", "caseID", "modalityID", "score"]
     assert len(rows) == 1 + 2 + 4
+    out, _ = run(str(study.pk), "--table", "imrmc", "-o", "-")
+    lines = out.splitlines()
+    assert lines[2:7] == ["NR: 2", "N0: 1", "N1: 1", "NM: 1", "BEGIN DATA:"]
+    assert len(lines) == 7 + 2 + 4
 
 
 def test_it_exports_the_statistics_tables(study):

@@ -115,7 +115,8 @@ def test_it_groups_cases_by_generator_checkpoint_job_modality_and_finding():
     )
     assert groups["generator_checkpoint"][1] == "tiny (ddpm) @ tiny/step-100.pt@sha256:" + "ab" * 8
     assert groups["generator_checkpoint"][3] == (
-        "sd-cxr (stable-diffusion) @ /models/sd15@sha256:" + "cd" * 8 + " + lora sha256:" + "ef" * 8
+        # An absolute path outside the model folder keeps its last two parts: no server path.
+        "sd-cxr (stable-diffusion) @ models/sd15@sha256:" + "cd" * 8 + " + lora sha256:" + "ef" * 8
     )
     assert groups["generator_checkpoint"][4] == "hosted-1 (image-api) @ (checkpoint not recorded)"
     assert groups["generation_job"] == (REAL_GROUP, "job 7", REAL_GROUP, "job 12", NO_JOB)

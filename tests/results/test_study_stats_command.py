@@ -79,3 +79,14 @@ def test_it_prints_a_readable_summary(study):
 def test_it_refuses_an_unknown_study():
     with pytest.raises(CommandError, match="no study"):
         stats("nope", "--json")
+
+
+def test_it_offers_the_two_way_bootstrap(study):
+    payload = json.loads(stats(study.public_id, "--json", "--bootstrap", "50",
+                               "--bootstrap-kind", "two-way"))
+    assert payload["summary"]["bootstrap"] == "two-way"
+    assert "two-way bootstrap" in payload["reader_averaged"]["accuracy"]["method"]
+    text = stats(study.public_id, "--bootstrap", "50")
+    assert "Reader average (case bootstrap, percentile: readers fixed)" in text
+    with pytest.raises(CommandError):
+        stats(study.public_id, "--bootstrap-kind", "readers")

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from readerstudy import exports
+from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.management.commands._study_argument import add_study_argument
 from readerstudy.models import Study
 from readerstudy.results import DEFAULT_BOOTSTRAP, DEFAULT_SEED, find_study, run_analysis
@@ -36,9 +37,14 @@ class Command(BaseCommand):
             help="Case-bootstrap resamples for the statistics tables (default 1000; 0: none).",
         )
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        parser.add_argument(
+            "--bootstrap-kind", choices=KINDS, default=CASE,
+            help="case: resample cases, readers fixed (a fixed-reader interval; default); "
+            "two-way: resample readers and cases (a random-reader interval).",
+        )
 
     def handle(self, *args, study: str, table: str, output: str, bootstrap: int, seed: int,
-               **options) -> None:
+               bootstrap_kind: str = CASE, **options) -> None:
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
@@ -46,23 +52,24 @@ class Command(BaseCommand):
         except Study.DoesNotExist as error:
             raise CommandError(str(error)) from None
         spec = exports.TABLES[table]
-        analysis = (
-            run_analysis(found, n_bootstrap=bootstrap, seed=seed) if spec.uses_analysis else None
-        )
-        rows = spec.rows(found, analysis)
+        analysis = None
+        if spec.uses_analysis:
+            analysis = run_analysis(found, n_bootstrap=bootstrap, seed=seed,
+                                    bootstrap=bootstrap_kind)
+        lines = exports.stream_file(exports.csv_filename(found, table), spec.rows(found, analysis))
         if output == "-":
-            count = self._to_stdout(rows)
+            count = self._to_stdout(lines)
             target = "standard output"
         else:
-            count = self._to_file(rows, Path(output))
+            count = self._to_file(lines, Path(output))
             target = output
         self.stderr.write(f"{table}: {max(count - 1, 0)} row(s) of study {found.public_id} "
                           f"written to {target}")
 
-    def _to_stdout(self, rows) -> int:
+    def _to_stdout(self, lines) -> int:
         count = 0
         try:
-            for line in exports.stream_csv(rows):
+            for line in lines:
                 self.stdout.write(line, ending="")
                 count += 1
             self.stdout.flush()
@@ -72,7 +79,7 @@ class Command(BaseCommand):
             os.dup2(devnull, sys.stdout.fileno())
         return count
 
-    def _to_file(self, rows, path: Path) -> int:
+    def _to_file(self, lines, path: Path) -> int:
         if path.is_dir():
             raise CommandError(f"{path} is a folder; give a file name")
         if not path.parent.is_dir():
@@ -80,7 +87,10 @@ class Command(BaseCommand):
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
         try:
             with partial.open("w", newline="", encoding="utf-8") as handle:
-                count = exports.write_csv(rows, handle)
+                count = 0
+                for line in lines:
+                    handle.write(line)
+                    count += 1
             partial.replace(path)
         except OSError as error:
             raise CommandError(f"cannot write {path}: {error.strerror or error}") from None

@@ -6,6 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.management.commands._study_argument import add_study_argument
 from readerstudy.models import Study
 from readerstudy.results import (
@@ -47,16 +48,23 @@ class Command(BaseCommand):
             help="Case-bootstrap resamples (default 1000; 0: point estimates only).",
         )
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        parser.add_argument(
+            "--bootstrap-kind", choices=KINDS, default=CASE,
+            help="case: resample cases, readers fixed (a fixed-reader interval; default); "
+            "two-way: resample readers and cases (a random-reader interval).",
+        )
 
     def handle(self, *args, study: str, json: bool, indent: int | None, bootstrap: int,
-               seed: int, **options) -> None:
+               seed: int, bootstrap_kind: str = CASE, **options) -> None:
         if bootstrap < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
             found = find_study(study)
         except Study.DoesNotExist as error:
             raise CommandError(str(error)) from None
-        analysis = run_analysis(found, n_bootstrap=bootstrap, seed=seed)
+        analysis = run_analysis(
+            found, n_bootstrap=bootstrap, seed=seed, bootstrap=bootstrap_kind
+        )
         payload = study_payload(found, analysis)
         if json:
             self.stdout.write(_dumps(payload, indent))
@@ -69,6 +77,18 @@ def _dumps(payload: dict, indent: int | None) -> str:
 
 
 def summary_lines(payload: dict) -> list[str]:
+    return [
+        *_header_lines(payload),
+        *_reader_lines(payload),
+        *_average_lines(payload),
+        *_roc_lines(payload),
+        *_agreement_lines(payload),
+        *_group_lines(payload),
+        *_intra_lines(payload),
+    ]
+
+
+def _header_lines(payload: dict) -> list[str]:
     s = payload["summary"]
     study = payload["study"]
     lines = [
@@ -77,11 +97,17 @@ def summary_lines(payload: dict) -> list[str]:
         f"cases {s['n_cases']} ({s['n_cases_read']} read: {s['n_fake_cases']} synthetic, "
         f"{s['n_real_cases']} real); readings {s['n_readings']} + {s['n_repeat_readings']} "
         f"repeats; confidence {'collected' if s['confidence_collected'] else 'not collected'}; "
-        f"bootstrap {s['n_bootstrap']} resamples (seed {s['seed']})"),
+        f"bootstrap {s['n_bootstrap']} {s['bootstrap']} resamples (seed {s['seed']}; case: "
+        "readers fixed, two-way: readers and cases)"),
         "  positive class: fake (synthetic); practice cases excluded; 95% intervals",
         "",
         "Per reader (PRIMARY, intention to diagnose: unsure counts as wrong; Wilson intervals)",
     ]
+    return lines
+
+
+def _reader_lines(payload: dict) -> list[str]:
+    lines = []
     for r in payload["readers"]:
         t = r["table"]
         lines += [
@@ -98,10 +124,19 @@ def summary_lines(payload: dict) -> list[str]:
             f"specificity {fmt(r['committed']['specificity'])}; "
             f"unsure rate {fmt(r['committed']['unsure_rate'])}"),
         ]
+    return lines
+
+
+def _average_lines(payload: dict) -> list[str]:
     a = payload["reader_averaged"]
-    lines += [
+    kind = (
+        "two-way bootstrap (readers and cases), percentile: random readers"
+        if payload["summary"]["bootstrap"] == "two-way"
+        else "case bootstrap, percentile: readers fixed"
+    )
+    return [
         "",
-        "Reader average (case bootstrap, percentile)",
+        f"Reader average ({kind})",
         f"  accuracy    {fmt(a['accuracy'])}",
         f"  sensitivity {fmt(a['sensitivity'])}",
         f"  specificity {fmt(a['specificity'])}",
@@ -109,9 +144,11 @@ def summary_lines(payload: dict) -> list[str]:
         f"sensitivity {fmt(a['committed']['sensitivity'])}; "
         f"specificity {fmt(a['committed']['specificity'])}"),
         f"  unsure rate {fmt(a['committed']['unsure_rate'])}",
-        "",
-        "ROC (fake-score: +confidence fake, 0 unsure, -confidence real)",
     ]
+
+
+def _roc_lines(payload: dict) -> list[str]:
+    lines = ["", "ROC (fake-score: +confidence fake, 0 unsure, -confidence real)"]
     roc = payload["roc"]
     if roc["confidence_collected"]:
         for r in roc["readers"]:
@@ -126,6 +163,11 @@ def summary_lines(payload: dict) -> list[str]:
             lines.append(f"  note: {roc['note']}")
     else:
         lines.append(f"  not defined: {roc['note']}")
+    return lines
+
+
+def _agreement_lines(payload: dict) -> list[str]:
+    lines = []
     for key, title in (
         ("agreement", "Agreement, all answers (unsure a third category)"),
         ("agreement_committed", "Agreement, SECONDARY: committed answers only"),
@@ -135,7 +177,11 @@ def summary_lines(payload: dict) -> list[str]:
         for name in ("fleiss_kappa", "krippendorff_alpha", "gwet_ac1", "percent_agreement",
                      "mean_pairwise_cohen_kappa"):
             lines.append(f"  {name.replace('_', ' ')}: {fmt(g[name])}")
-    lines += ["", "Fooling rate (synthetic answered real) and real answered fake, Wilson"]
+    return lines
+
+
+def _group_lines(payload: dict) -> list[str]:
+    lines = ["", "Fooling rate (synthetic answered real) and real answered fake, Wilson"]
     for key, name in GROUPINGS.items():
         rows = [g for g in payload["groups"] if g["grouping"] == key]
         if not rows:
@@ -147,8 +193,12 @@ def summary_lines(payload: dict) -> list[str]:
                 f"    {g['group']} ({g['truth']}, {g['n_readings']} readings): {measure} "
                 f"{fmt(g['rate'])}; unsure {fmt(g['unsure_rate'])}"
             )
+    return lines
+
+
+def _intra_lines(payload: dict) -> list[str]:
     intra = payload["intra_reader"]
-    lines += ["", "Intra-reader consistency (first vs repeat showing)"]
+    lines = ["", "Intra-reader consistency (first vs repeat showing)"]
     for r in intra["readers"]:
         lines.append(
             f"  {r['reader']}: {r['n_pairs']} pairs; kappa {fmt(r['kappa'])}; "
