@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from readerstudy.admin_actions import export_readings_csv
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, Image, Study, StudyCase, StudyStatus
+from presentation.admin import PresentationInline
 from readerstudy.services.studies import (
     CaseRule,
     StudyRefused,
@@ -113,7 +114,7 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ["title", "status", "case_count", "reader_count", "opened_at", "closed_at"]
     list_filter = ["status"]
     search_fields = ["title", "public_id"]
-    inlines = [StudyCaseInline, AssignmentInline]
+    inlines = [PresentationInline, StudyCaseInline, AssignmentInline]
     actions = ["open_selected", "close_selected", export_readings_csv]
     change_form_template = "admin/readerstudy/study/change_form.html"
     fieldsets = [

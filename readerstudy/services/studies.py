@@ -32,6 +32,7 @@ from readerstudy.models import (
     StudyStatus,
     Truth,
 )
+from readerstudy.services.leaks import refuse_truth_leaks
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
 from readerstudy.signals import cases_added
 
@@ -112,6 +113,8 @@ def assign_reader(study: Study, reader: AbstractBaseUser) -> Assignment:
     """Assign a reader (idempotent); in an open study their order is drawn at once."""
     if study.status == StudyStatus.CLOSED:
         raise StudyRefused("The study is closed: reopen it before assigning readers.")
+    if study.status == StudyStatus.OPEN:
+        refuse_truth_leaks(study, [reader.pk])
     assignment, _ = Assignment.objects.get_or_create(study=study, reader=reader)
     if study.status == StudyStatus.OPEN:
         draw_order(assignment)

@@ -1,0 +1,54 @@
+"""The presentation profile in the admin: on its own page and inline on the study's page."""
+
+from django.contrib import admin
+
+from presentation.models import PresentationProfile
+
+FIELDSETS = (
+    ("Display", {"fields": ("display_size", "aspect")}),
+    (
+        "Matched source resolution",
+        {"fields": ("source_resolution_mode", "source_resolution")},
+    ),
+    (
+        "Harmonisation (applied identically to every case)",
+        {"fields": ("border_crop_percent", "standardise_intensity", "percentile_low",
+                    "percentile_high")},
+    ),
+    (
+        "CT (Hounsfield units)",
+        {"fields": ("ct_window", "ct_window_centre", "ct_window_width", "ct_presets_for_readers")},
+    ),
+    ("Reading", {"fields": ("min_viewing_seconds",)}),
+    ("Frozen with the drawn orders", {"fields": ("frozen_at", "frozen_key", "frozen_params")}),
+)
+READONLY = ("frozen_at", "frozen_key", "frozen_params")
+EDITABLE = tuple(
+    name for _title, options in FIELDSETS for name in options["fields"] if name not in READONLY
+)
+
+
+class PresentationInline(admin.StackedInline):
+    model = PresentationProfile
+    can_delete = False
+    fieldsets = FIELDSETS
+    readonly_fields = READONLY
+    verbose_name = "presentation profile"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and getattr(obj, "presentation", None) and obj.presentation.is_frozen:
+            return READONLY + EDITABLE
+        return READONLY
+
+
+@admin.register(PresentationProfile)
+class PresentationProfileAdmin(admin.ModelAdmin):
+    list_display = ("study", "display_size", "aspect", "source_resolution_mode", "ct_window",
+                    "frozen_at")
+    fieldsets = ((None, {"fields": ("study",)}), *FIELDSETS)
+    readonly_fields = READONLY
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_frozen:
+            return ("study", *READONLY, *EDITABLE)
+        return READONLY
