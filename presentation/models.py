@@ -90,6 +90,9 @@ class PresentationProfile(models.Model):
     frozen_key = models.CharField(max_length=64, blank=True, editable=False)
     frozen_params = models.JSONField(default=dict, blank=True, editable=False)
     frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    has_ct = models.BooleanField(
+        default=False, editable=False, help_text="Set when frozen: the study has CT cases."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

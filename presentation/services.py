@@ -224,7 +224,8 @@ def freeze(study: Study, stored: PresentationProfile) -> None:
     stored.frozen_params = params
     stored.frozen_key = base.key()
     stored.frozen_at = timezone.now()
-    stored.save(update_fields=["frozen_params", "frozen_key", "frozen_at"])
+    stored.has_ct = study.cases.filter(image__modality=Modality.CT).exists()
+    stored.save(update_fields=["frozen_params", "frozen_key", "frozen_at", "has_ct"])
 
 
 def profile_key(study: Study) -> str:
@@ -243,3 +244,16 @@ def derivative_bytes(study: Study, image: Image, window: str | None = None) -> b
     derivative = ensure_derivative(image, image_profile(resolve_profile(study, stored), image, chosen))
     with derivative.file.open("rb") as handle:
         return handle.read()
+
+
+def reading_options(study: Study) -> dict:
+    """What the reading page needs: the minimum viewing time and the CT windows a reader may
+    switch to. The same for every case of the study (never per image)."""
+    try:
+        stored = study.presentation  # select_related by the reading views
+    except PresentationProfile.DoesNotExist:
+        return {"min_view_ms": 0, "windows": []}
+    windows = []
+    if stored.has_ct and stored.ct_presets_for_readers:
+        windows = list(reader_windows(stored))
+    return {"min_view_ms": round(stored.min_viewing_seconds * 1000), "windows": windows}

@@ -28,7 +28,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
 from presentation.pipeline import CT_WINDOWS
-from presentation.services import derivative_bytes
+from presentation.services import derivative_bytes, reading_options
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
 from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus, Truth
 from readerstudy.services.reading import (
@@ -63,7 +63,9 @@ def _reader_assignment(request: HttpRequest, study_id: str) -> Assignment:
 
 def _reader_slot(request: HttpRequest, token: str) -> ReadingSlot:
     return get_object_or_404(
-        ReadingSlot.objects.select_related("assignment__study", "reading").exclude(
+        ReadingSlot.objects.select_related(
+            "assignment__study__presentation", "reading"
+        ).exclude(
             assignment__study__status=StudyStatus.DRAFT
         ),
         token=token,
@@ -264,7 +266,19 @@ def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None
             {"value": level, "chosen": level == chosen_confidence} for level in CONFIDENCE_LEVELS
         ],
         "comment": comment,
+        **_viewer_options(study, slot),
         **_study_urls(study),
+    }
+
+
+def _viewer_options(study, slot: ReadingSlot) -> dict:
+    options = reading_options(study)
+    return {
+        "min_view_ms": options["min_view_ms"],
+        "window_urls": [
+            (name, reverse("reading-image-window", args=[slot.token, name]))
+            for name in options["windows"]
+        ],
     }
 
 
@@ -392,7 +406,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     following = (
         slot.assignment.slots.filter(reading__isnull=True)
         .order_by("position")
-        .select_related("assignment__study")
+        .select_related("assignment__study__presentation")
         .first()
     )
     if following is None:
