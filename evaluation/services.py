@@ -21,13 +21,12 @@ import io
 import secrets
 
 import numpy as np
-from PIL import Image as PILImage
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from PIL import Image as PILImage
 
 from evaluation.metrics import BLOCKING_THRESHOLD, AuditItem, audit
 from evaluation.metrics.remedies import remedy

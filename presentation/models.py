@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from presentation.pipeline import CT_WINDOWS, CROP, LETTERBOX
+from presentation.pipeline import CROP, CT_WINDOWS, LETTERBOX
 
 
 def default_display_size() -> int:
@@ -133,7 +133,7 @@ class PresentationProfile(models.Model):
         super().save(*args, **kwargs)
 
 
-def derivative_upload_to(instance: "Derivative", filename: str) -> str:
+def derivative_upload_to(instance: Derivative, filename: str) -> str:
     # Random names: storage listings never line up with truth.
     token = secrets.token_hex(16)
     return f"derivatives/{token[:2]}/{token}.png"

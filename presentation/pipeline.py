@@ -66,7 +66,7 @@ class Profile:
         if self.window is not None and self.window[1] <= 0:
             raise PresentationError("a CT window needs a positive width")
 
-    def with_window(self, window: tuple[float, float] | None) -> "Profile":
+    def with_window(self, window: tuple[float, float] | None) -> Profile:
         return replace(self, window=None if window is None else (float(window[0]), float(window[1])))
 
     def key(self) -> str:

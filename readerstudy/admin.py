@@ -13,10 +13,10 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from presentation.admin import PresentationInline
 from readerstudy.admin_actions import export_readings_csv
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, Image, Study, StudyCase, StudyStatus
-from presentation.admin import PresentationInline
 from readerstudy.services.studies import (
     CaseRule,
     StudyRefused,

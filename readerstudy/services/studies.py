@@ -32,8 +32,8 @@ from readerstudy.models import (
     StudyStatus,
     Truth,
 )
-from readerstudy.services.leaks import refuse_truth_leaks
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
+from readerstudy.services.leaks import refuse_truth_leaks
 from readerstudy.signals import cases_added
 
 
