@@ -1,4 +1,7 @@
-"""The presentation profile in the admin: on its own page and inline on the study's page."""
+"""The presentation profile in the admin, on its own page (Presentation → presentation profiles).
+
+Not an inline of the study page: a study without a profile row uses the defaults, created on
+first use, and the study's own form stays as it is."""
 
 from django.contrib import admin
 

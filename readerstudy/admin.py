@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from presentation.admin import PresentationInline
 from readerstudy.admin_actions import export_readings_csv
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, Image, Study, StudyCase, StudyStatus
@@ -114,7 +113,7 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ["title", "status", "case_count", "reader_count", "opened_at", "closed_at"]
     list_filter = ["status"]
     search_fields = ["title", "public_id"]
-    inlines = [PresentationInline, StudyCaseInline, AssignmentInline]
+    inlines = [StudyCaseInline, AssignmentInline]
     actions = ["open_selected", "close_selected", export_readings_csv]
     change_form_template = "admin/readerstudy/study/change_form.html"
     fieldsets = [
