@@ -31,7 +31,13 @@ from PIL import Image as PILImage
 from evaluation.metrics import BLOCKING_THRESHOLD, AuditItem, audit
 from evaluation.metrics.remedies import remedy
 from evaluation.models import AuditAcknowledgement, BlindingAudit, EvaluationStatus
-from presentation.services import lowest_native_resolution, profile_key, profile_of, resolve_profile
+from presentation.services import (
+    build_study_derivatives,
+    lowest_native_resolution,
+    profile_key,
+    profile_of,
+    resolve_profile,
+)
 from readerstudy.analysis import to_jsonable
 from readerstudy.models import Assignment, ReadingSlot, Study, StudyStatus, Truth
 from readerstudy.services.studies import StudyRefused
@@ -178,6 +184,9 @@ def run_blinding_audit(study: Study, *, threshold: float = BLOCKING_THRESHOLD) -
         study=study, cases_signature=signature, threshold=threshold
     )
     try:
+        # Built (and kept) first: inside browser_view's rolled-back transaction they would be
+        # built again at every audit and their rows lost.
+        build_study_derivatives(study)
         received = browser_view(study)
         items = [
             AuditItem(content=body, headers=headers, is_synthetic=synthetic, label=f"case {pk}")

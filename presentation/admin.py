@@ -31,19 +31,6 @@ EDITABLE = tuple(
 )
 
 
-class PresentationInline(admin.StackedInline):
-    model = PresentationProfile
-    can_delete = False
-    fieldsets = FIELDSETS
-    readonly_fields = READONLY
-    verbose_name = "presentation profile"
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is not None and getattr(obj, "presentation", None) and obj.presentation.is_frozen:
-            return READONLY + EDITABLE
-        return READONLY
-
-
 @admin.register(PresentationProfile)
 class PresentationProfileAdmin(admin.ModelAdmin):
     list_display = ("study", "display_size", "aspect", "source_resolution_mode", "ct_window",

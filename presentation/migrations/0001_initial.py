@@ -2,8 +2,9 @@
 
 import django.core.validators
 import django.db.models.deletion
-import presentation.models
 from django.db import migrations, models
+
+import presentation.models
 
 
 class Migration(migrations.Migration):

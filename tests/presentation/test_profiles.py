@@ -110,3 +110,27 @@ def test_it_answers_every_window_of_an_x_ray_with_its_one_derivative(client, bui
     slot = slots_of(study, reader)[0]
     plain = client.get(f"/read/{slot.token}/image.png").content
     assert client.get(f"/read/{slot.token}/window/bone.png").content == plain
+
+
+def test_it_builds_a_draft_studys_derivatives_in_a_task_safe_to_run_twice(build_study):
+    from presentation.tasks import build_presentation
+
+    study = build_study(open=False)
+    assert build_presentation(study_pk=study.pk) == 4
+    assert build_presentation(study_pk=study.pk) == 0
+    assert build_presentation(study_pk=study.pk + 1000) is None
+
+
+def test_it_enqueues_a_rebuild_when_a_draft_profile_is_saved(
+    build_study, django_capture_on_commit_callbacks, monkeypatch
+):
+    from presentation import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.build_presentation, "delay", lambda **kw: queued.append(kw))
+    study = build_study(open=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        profile = profile_of(study)
+        profile.display_size = 1024
+        profile.save()
+    assert {"study_pk": study.pk} in queued
