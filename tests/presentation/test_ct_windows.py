@@ -30,6 +30,19 @@ def ct_series(window: tuple[float, float], *, shift_storage: bool) -> bytes:
     return buffer.getvalue()
 
 
+def ct_series_without_rescale() -> bytes:
+    """The same slice stored directly in HU (signed), with no Rescale Slope/Intercept at all."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+    del ds.RescaleSlope
+    del ds.RescaleIntercept
+    ds.PixelRepresentation = 1
+    ds.PixelData = hu.astype(np.int16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
 def decoded(png: bytes) -> np.ndarray:
     return np.asarray(PILImage.open(io.BytesIO(png)), np.int16)
 
@@ -42,11 +55,15 @@ def test_it_maps_two_series_with_different_header_windows_to_the_same_grey():
     assert lung.modality == soft.modality == "CT"
     # At import each series was windowed with its own header: the display files differ.
     assert not np.array_equal(decoded(lung.display.read()), decoded(soft.display.read()))
+    bare = import_bytes(ct_series_without_rescale(), name="c.dcm",
+                        labels=ImportLabels(truth=Truth.REAL, modality="CT")).images[0]
     for window in (CT_WINDOWS["mediastinum"], CT_WINDOWS["lung"]):
         base = Profile(display_size=128)
         a = render_image(lung, image_profile(base, lung, window))
         b = render_image(soft, image_profile(base, soft, window))
+        c = render_image(bare, image_profile(base, bare, window))
         assert np.array_equal(decoded(a), decoded(b))
+        assert np.array_equal(decoded(a), decoded(c))
 
 
 def test_it_presents_synthetic_ct_through_the_same_window():
