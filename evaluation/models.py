@@ -121,3 +121,23 @@ class BlindingAudit(models.Model):
     @property
     def is_acknowledged(self) -> bool:
         return self.acknowledged_at is not None
+
+
+class AuditAcknowledgement(models.Model):
+    """One researcher's acceptance of an audit's blocking cues; kept as long as the audit."""
+
+    audit = models.ForeignKey(
+        BlindingAudit, on_delete=models.CASCADE, related_name="acknowledgements"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(auto_now_add=True)
+    note = models.TextField()
+    blocking = models.JSONField(default=list, help_text="The blocking cues it answered.")
+
+    class Meta:
+        ordering = ["audit_id", "acknowledged_at", "id"]
+
+    def __str__(self) -> str:
+        return f"acknowledgement of audit {self.audit_id} by {self.user}"

@@ -15,19 +15,30 @@ below that the audit is stored and shown with a note, but does not block.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import secrets
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from PIL import Image as PILImage
 
 from evaluation.metrics import BLOCKING_THRESHOLD, AuditItem, audit
-from evaluation.models import BlindingAudit, EvaluationStatus
+from evaluation.metrics.remedies import remedy
+from evaluation.models import AuditAcknowledgement, BlindingAudit, EvaluationStatus
 from pool.models import Truth
+from presentation.services import (
+    build_study_derivatives,
+    lowest_native_resolution,
+    profile_key,
+    profile_of,
+    resolve_profile,
+)
 from readerstudy.analysis import to_jsonable
 from readerstudy.models import Assignment, ReadingSlot, Study, StudyStatus
 from readerstudy.services.studies import StudyRefused
@@ -40,9 +51,11 @@ def audit_min_per_class() -> int:
 
 
 def cases_signature(study: Study) -> str:
-    """SHA-256 of the study's non-practice cases (case id and image id), in id order."""
+    """SHA-256 of the study's non-practice cases (case id and image id), in id order, and of its
+    presentation profile: the audit measures the derivatives readers receive."""
     rows = study.cases.filter(is_practice=False).order_by("id").values_list("id", "image_id")
     text = ";".join(f"{case_id}:{image_id}" for case_id, image_id in rows)
+    text += "|" + profile_key(study)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -115,11 +128,54 @@ def browser_view(study: Study) -> list[tuple[int, bytes, dict[str, str], bool]]:
     return received
 
 
-def _blocking_rows(report, threshold: float) -> list[dict]:
+def _blocking_rows(report, threshold: float, advice: dict[str, str]) -> list[dict]:
     return [
-        {"name": cue.name, "group": cue.group, "auc": cue.value, "direction": cue.direction}
+        {
+            "name": cue.name,
+            "group": cue.group,
+            "auc": cue.value,
+            "direction": cue.direction,
+            "remedy": advice.get(cue.name, ""),
+        }
         for cue in report.blocking(threshold)
     ]
+
+
+def _advice(study: Study, report, threshold: float) -> dict[str, str]:
+    stored = profile_of(study)
+    matched = resolve_profile(study, stored).source_resolution
+    lowest = lowest_native_resolution(
+        study, aspect=stored.aspect, border_crop=stored.border_crop_percent / 100.0
+    )
+    return {
+        cue.name: remedy(cue.name, cue.direction, lowest=lowest, matched=matched)
+        for cue in report.blocking(threshold)
+    }
+
+
+def mean_images(received, size: int = 256) -> dict[str, str]:
+    """The mean real and the mean synthetic derivative, as small PNG data URLs."""
+    sums: dict[bool, np.ndarray] = {}
+    counts: dict[bool, int] = {}
+    for _pk, body, _headers, synthetic in received:
+        try:
+            with PILImage.open(io.BytesIO(body)) as image:
+                grey = np.asarray(image.convert("L"), np.float64)
+        except (OSError, ValueError):
+            continue
+        if synthetic in sums and sums[synthetic].shape != grey.shape:
+            continue
+        sums[synthetic] = sums.get(synthetic, 0) + grey
+        counts[synthetic] = counts.get(synthetic, 0) + 1
+    out = {}
+    for synthetic, total in sums.items():
+        mean = PILImage.fromarray(np.rint(total / counts[synthetic]).astype(np.uint8))
+        mean.thumbnail((size, size))
+        buffer = io.BytesIO()
+        mean.save(buffer, format="PNG")
+        label = "synthetic" if synthetic else "real"
+        out[label] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return out
 
 
 def run_blinding_audit(study: Study, *, threshold: float = BLOCKING_THRESHOLD) -> BlindingAudit:
@@ -129,6 +185,9 @@ def run_blinding_audit(study: Study, *, threshold: float = BLOCKING_THRESHOLD) -
         study=study, cases_signature=signature, threshold=threshold
     )
     try:
+        # Built (and kept) first: inside browser_view's rolled-back transaction they would be
+        # built again at every audit and their rows lost.
+        build_study_derivatives(study)
         received = browser_view(study)
         items = [
             AuditItem(content=body, headers=headers, is_synthetic=synthetic, label=f"case {pk}")
@@ -141,7 +200,10 @@ def run_blinding_audit(study: Study, *, threshold: float = BLOCKING_THRESHOLD) -
         row.save(update_fields=["status", "error"])
         raise
     payload = to_jsonable(report)
-    blocking = _blocking_rows(report, threshold)
+    advice = _advice(study, report, threshold)
+    payload["remedies"] = advice
+    payload["mean_images"] = mean_images(received)
+    blocking = _blocking_rows(report, threshold, advice)
     minimum = audit_min_per_class()
     if blocking and min(report.n_synthetic, report.n_real) < minimum:
         payload["small_sample_note"] = (
@@ -162,13 +224,26 @@ def ensure_current_audit(study: Study) -> BlindingAudit:
 
 
 def acknowledge_audit(audit_row: BlindingAudit, user, note: str) -> BlindingAudit:
-    """Record that ``user`` accepts the audit's blocking cues (who, when and why)."""
+    """Record that ``user`` accepts the audit's blocking cues (who, when and why).
+
+    Every acknowledgement is kept as its own row, linked to the audit it answered; the audit's
+    own fields hold the first one and are never overwritten.
+    """
     if not note.strip():
         raise ValueError("say why the cues are acceptable")
-    audit_row.acknowledged_by = user
-    audit_row.acknowledged_at = timezone.now()
-    audit_row.acknowledgement_note = note.strip()
-    audit_row.save(update_fields=["acknowledged_by", "acknowledged_at", "acknowledgement_note"])
+    with transaction.atomic():
+        locked = BlindingAudit.objects.select_for_update().get(pk=audit_row.pk)
+        entry = AuditAcknowledgement.objects.create(
+            audit=locked, user=user, note=note.strip(), blocking=locked.blocking
+        )
+        if locked.acknowledged_at is None:
+            locked.acknowledged_by = user
+            locked.acknowledged_at = entry.acknowledged_at
+            locked.acknowledgement_note = entry.note
+            locked.save(
+                update_fields=["acknowledged_by", "acknowledged_at", "acknowledgement_note"]
+            )
+    audit_row.refresh_from_db()
     return audit_row
 
 

@@ -39,3 +39,19 @@ def _case_deleted(sender, instance: StudyCase, **kwargs) -> None:
 @receiver(cases_added, dispatch_uid="evaluation-audit-on-cases-added")
 def _cases_added(sender, study, **kwargs) -> None:
     _enqueue_audit(study.pk)
+
+
+def _profile_saved(sender, instance, raw=False, **kwargs) -> None:
+    if not raw and not instance.is_frozen:
+        _enqueue_audit(instance.study_id)
+
+
+def connect_profile_signal() -> None:
+    from presentation.models import PresentationProfile
+
+    post_save.connect(
+        _profile_saved, sender=PresentationProfile, dispatch_uid="evaluation-audit-on-profile"
+    )
+
+
+connect_profile_signal()

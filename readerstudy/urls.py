@@ -11,6 +11,11 @@ urlpatterns = [
     path("studies/<str:study_id>/done/", reading.study_done, name="study-done"),
     path("read/<str:token>/", reading.case, name="reading-case"),
     path("read/<str:token>/image.png", reading.image, name="reading-image"),
+    path(
+        "read/<str:token>/window/<slug:window>.png",
+        reading.image,
+        name="reading-image-window",
+    ),
     path("read/<str:token>/feedback/", reading.feedback, name="reading-feedback"),
     # Results of a study (staff only): dashboard, CSV tables, zip of all tables, JSON.
     path(

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "pool",
     "readerstudy",
+    "presentation",
     "generation",
     "evaluation",
     # Last: the wiring of every room above (the demo command), which nothing else imports.

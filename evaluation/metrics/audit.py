@@ -35,6 +35,16 @@ Cues:
 - compression: ``blockiness``, the mean absolute difference between neighbouring pixels across
   8x8 block boundaries divided by the same mean elsewhere (horizontal and vertical averaged; about
   1 for unblocked images, above 1 for visible JPEG blocks);
+- fine detail (what a trained eye sees first in an upscaled image): ``laplacian_energy``, the
+  mean squared response of the 4-neighbour Laplacian; ``high_frequency_share``, the share of the
+  (mean-removed) FFT power above half the Nyquist frequency (radius > 0.25 cycles/pixel);
+  ``gradient_magnitude``, the mean Sobel gradient magnitude; ``effective_resolution``, the
+  highest frequency with real energy, as the pixels an image needs to hold it: 2 x f x side,
+  with f the radius (cycles/pixel) below which 99.5% of the non-DC power lies;
+- borders: ``border_intensity``, the mean of the outer 5% frame; ``corner_intensity``, the mean of
+  the four corner squares (5% of each side): burned-in markers, collimation, padding;
+- symmetry: ``lr_asymmetry``, the mean absolute difference between the image and its mirror
+  image (0-255), e.g. a laterality marker on one side only;
 - headers: ``header:<name>`` (categorical, names lower-cased, a missing header counts as the value
   "(absent)") for every header seen, and ``header:<name>:numeric`` when every present value reads
   as a number or an HTTP date (a rank AUC over the images that have it). ``Date`` is ignored by
@@ -56,7 +66,7 @@ from email.utils import parsedate_to_datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from scipy.ndimage import convolve
+from scipy.ndimage import convolve, sobel
 
 from readerstudy.analysis import Estimate, NotDefined, Value, auc_estimate
 
@@ -80,6 +90,13 @@ NUMERIC_CUES = (
     ("padding_fraction", "borders"),
     ("noise_sigma", "noise"),
     ("blockiness", "compression"),
+    ("laplacian_energy", "detail"),
+    ("high_frequency_share", "detail"),
+    ("gradient_magnitude", "detail"),
+    ("effective_resolution", "detail"),
+    ("border_intensity", "borders"),
+    ("corner_intensity", "borders"),
+    ("lr_asymmetry", "symmetry"),
 )
 CATEGORICAL_CUES = (("format", "file"), ("pixel_mode", "file"), ("decodes", "file"))
 
@@ -297,7 +314,54 @@ def image_cues(content: bytes) -> dict[str, float | str]:
         cues["noise_sigma"] = float(
             math.sqrt(math.pi / 2) * np.abs(response).sum() / (6 * (w - 2) * (h - 2))
         )
+        cues.update(detail_cues(grey))
+    cues.update(border_cues(grey))
     return cues
+
+
+_LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float64)
+
+
+def detail_cues(grey: np.ndarray) -> dict[str, float]:
+    """Laplacian energy, FFT high-frequency share, gradient magnitude, effective resolution."""
+    lap = convolve(grey, _LAPLACIAN, mode="reflect")[1:-1, 1:-1]
+    gy = sobel(grey, axis=0)[1:-1, 1:-1]
+    gx = sobel(grey, axis=1)[1:-1, 1:-1]
+    power = np.abs(np.fft.fft2(grey - grey.mean())) ** 2
+    fy = np.fft.fftfreq(grey.shape[0])[:, None]
+    fx = np.fft.fftfreq(grey.shape[1])[None, :]
+    radius = np.sqrt(fy**2 + fx**2)
+    total = power.sum()
+    if total <= 0:
+        share, effective = 0.0, 0.0
+    else:
+        share = float(power[radius > 0.25].sum() / total)
+        order = np.argsort(radius, axis=None)
+        cumulative = np.cumsum(power.ravel()[order]) / total
+        cutoff = float(radius.ravel()[order][np.searchsorted(cumulative, 0.995)])
+        effective = 2.0 * cutoff * max(grey.shape)
+    return {
+        "laplacian_energy": float((lap**2).mean()),
+        "high_frequency_share": share,
+        "gradient_magnitude": float(np.hypot(gx, gy).mean()),
+        "effective_resolution": effective,
+    }
+
+
+def border_cues(grey: np.ndarray) -> dict[str, float]:
+    h, w = grey.shape
+    dy, dx = max(1, round(h * 0.05)), max(1, round(w * 0.05))
+    frame = np.ones(grey.shape, bool)
+    frame[dy : h - dy, dx : w - dx] = False
+    corners = np.concatenate(
+        [grey[:dy, :dx].ravel(), grey[:dy, -dx:].ravel(), grey[-dy:, :dx].ravel(),
+         grey[-dy:, -dx:].ravel()]
+    )
+    return {
+        "border_intensity": float(grey[frame].mean()),
+        "corner_intensity": float(corners.mean()),
+        "lr_asymmetry": float(np.abs(grey - grey[:, ::-1]).mean()),
+    }
 
 
 # ------------------------------------------------------------------------------ AUCs

@@ -84,6 +84,7 @@ class Outcome(enum.Enum):
     STALE = "stale"  # a different answer for an answered case, and going back is not allowed
     NOT_CURRENT = "not_current"  # a case after the current one
     CLOSED = "closed"  # the study is not open
+    TOO_SOON = "too_soon"  # before the study's minimum viewing time since the case was served
 
     @property
     def accepted(self) -> bool:
@@ -139,6 +140,8 @@ def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
         if served_at is None:  # answered without the page having been served (e.g. a replay)
             mark_served(slot, now)
             served_at = now
+        if (now - served_at).total_seconds() < min_viewing_seconds(study):
+            return Result(Outcome.TOO_SOON)
         try:
             with transaction.atomic():
                 reading = Reading.objects.create(
@@ -158,6 +161,18 @@ def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
             assignment.completed_at = now
             assignment.save(update_fields=["completed_at"])
         return Result(Outcome.RECORDED, reading)
+
+
+def min_viewing_seconds(study) -> float:
+    """The study's minimum viewing time (its presentation profile; 0 without one)."""
+    from presentation.models import PresentationProfile
+
+    value = (
+        PresentationProfile.objects.filter(study_id=study.pk)
+        .values_list("min_viewing_seconds", flat=True)
+        .first()
+    )
+    return float(value or 0.0)
 
 
 def _answer_again(

@@ -26,6 +26,7 @@ from django.utils import timezone
 from pool.models import Image, Truth
 from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase, StudyStatus
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
+from readerstudy.services.leaks import refuse_truth_leaks
 from readerstudy.signals import cases_added
 
 
@@ -105,6 +106,8 @@ def assign_reader(study: Study, reader: AbstractBaseUser) -> Assignment:
     """Assign a reader (idempotent); in an open study their order is drawn at once."""
     if study.status == StudyStatus.CLOSED:
         raise StudyRefused("The study is closed: reopen it before assigning readers.")
+    if study.status == StudyStatus.OPEN:
+        refuse_truth_leaks(study, [reader.pk])
     assignment, _ = Assignment.objects.get_or_create(study=study, reader=reader)
     if study.status == StudyStatus.OPEN:
         draw_order(assignment)

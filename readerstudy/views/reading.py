@@ -28,12 +28,15 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pool.models import Truth
+from presentation.pipeline import CT_WINDOWS
+from presentation.services import derivative_bytes, reading_options
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
 from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus
 from readerstudy.services.reading import (
     Outcome,
     Progress,
     mark_served,
+    min_viewing_seconds,
     progress_of,
     reading_of,
     record_answer,
@@ -42,6 +45,8 @@ from readerstudy.services.studies import StudyRefused, draw_order
 
 IMAGE_CACHE_CONTROL = "private, max-age=86400, immutable"
 PAGE_CACHE_CONTROL = "private, no-store"
+
+READER_WINDOWS = ("study", *CT_WINDOWS)
 
 ANSWER_KEYS = {Answer.REAL: "R", Answer.FAKE: "F", Answer.UNSURE: "U"}
 
@@ -59,7 +64,9 @@ def _reader_assignment(request: HttpRequest, study_id: str) -> Assignment:
 
 def _reader_slot(request: HttpRequest, token: str) -> ReadingSlot:
     return get_object_or_404(
-        ReadingSlot.objects.select_related("assignment__study", "reading").exclude(
+        ReadingSlot.objects.select_related(
+            "assignment__study__presentation", "reading"
+        ).exclude(
             assignment__study__status=StudyStatus.DRAFT
         ),
         token=token,
@@ -260,7 +267,19 @@ def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None
             {"value": level, "chosen": level == chosen_confidence} for level in CONFIDENCE_LEVELS
         ],
         "comment": comment,
+        **_viewer_options(study, slot),
         **_study_urls(study),
+    }
+
+
+def _viewer_options(study, slot: ReadingSlot) -> dict:
+    options = reading_options(study)
+    return {
+        "min_view_ms": options["min_view_ms"],
+        "window_urls": [
+            (name, reverse("reading-image-window", args=[slot.token, name]))
+            for name in options["windows"]
+        ],
     }
 
 
@@ -355,6 +374,14 @@ def case(request: HttpRequest, token: str) -> HttpResponse:
     return _render_case(request, slot, progress)
 
 
+def _too_soon_message(study) -> str:
+    seconds = min_viewing_seconds(study)
+    return (
+        f"Too soon: this study asks you to look at each case for at least {seconds:g} s "
+        "before answering. Nothing was recorded; answer again."
+    )
+
+
 def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     study = slot.assignment.study
     if study.status != StudyStatus.OPEN:
@@ -368,6 +395,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
             Outcome.STALE: "This case was already answered; your answer was not changed.",
             Outcome.NOT_CURRENT: "This is not your current case; nothing was recorded.",
             Outcome.CLOSED: "This study is closed: nothing was recorded.",
+            Outcome.TOO_SOON: _too_soon_message(study),
         }[result.outcome]
         return _render_conflict(request, slot, message)
 
@@ -379,7 +407,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     following = (
         slot.assignment.slots.filter(reading__isnull=True)
         .order_by("position")
-        .select_related("assignment__study")
+        .select_related("assignment__study__presentation")
         .first()
     )
     if following is None:
@@ -403,20 +431,23 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @require_GET
-def image(request: HttpRequest, token: str) -> HttpResponse:
-    """The display derivative, with the same headers for every image of every study.
+def image(request: HttpRequest, token: str, window: str | None = None) -> HttpResponse:
+    """The study's presentation derivative, with the same headers for every image of every study.
 
     No file name, no ETag, no Last-Modified; the length is the same for every derivative
-    of a size, and the bytes are read in full through the same path for every image.
+    of a profile, and the bytes are read in full through the same path for every image.
+    ``window`` (a CT preset name) is accepted for every case: an image without Hounsfield
+    units answers with its one derivative, so the URL says nothing about the case.
     """
     slot = get_object_or_404(
-        ReadingSlot.objects.select_related("case__image"),
+        ReadingSlot.objects.select_related("case__image", "assignment__study"),
         token=token,
         assignment__reader=request.user,
         assignment__study__status=StudyStatus.OPEN,
     )
-    with slot.case.image.display.open("rb") as handle:
-        data = handle.read()
+    if window is not None and window not in READER_WINDOWS:
+        raise Http404("No such window.")
+    data = derivative_bytes(slot.assignment.study, slot.case.image, window)
     response = HttpResponse(data, content_type="image/png")
     response["Content-Length"] = str(len(data))
     response["Cache-Control"] = IMAGE_CACHE_CONTROL

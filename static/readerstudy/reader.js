@@ -62,7 +62,11 @@
       this.pixels = this.bufferContext.createImageData(width, height);
       this.lutDirty = true;
       this.root.classList.add("ready");
-      shownAt = performance.now();
+      if (!this.shownOnce) {
+        // Time on case counts from the first showing, not from a CT window switch.
+        this.shownOnce = true;
+        shownAt = performance.now();
+      }
       this.draw();
       const next = this.root.dataset.nextImage;
       if (next) {
@@ -70,6 +74,17 @@
         preload.decoding = "async";
         preload.src = next;
       }
+    }
+
+    /* A CT preset: the server's derivative in that window (same size, same headers). */
+    showWindow(name) {
+      const url = this.root.getAttribute(`data-window-${name}`);
+      if (!url || this.root.dataset.currentWindow === name) return false;
+      this.root.dataset.currentWindow = name;
+      this.root.classList.remove("ready");
+      this.img.addEventListener("load", () => this.load(), { once: true });
+      this.img.src = url;
+      return true;
     }
 
     applyWindow() {
@@ -208,6 +223,14 @@
 
   /* ---- answering ------------------------------------------------------------------- */
 
+  const WINDOW_KEYS = { w: "study", l: "lung", m: "mediastinum", b: "bone", n: "brain" };
+
+  function tooSoon() {
+    const root = document.querySelector("#reader [data-viewer]");
+    const minimum = root ? Number(root.dataset.minViewMs || 0) : 0;
+    return minimum > 0 && performance.now() - shownAt < minimum;
+  }
+
   function answerForm() {
     return document.querySelector("#reader form[data-answer-form]");
   }
@@ -289,8 +312,15 @@
     }
 
     const form = answerForm();
-    // No answer from the keyboard before the image is on screen, or while one is on its way.
+    // No answer from the keyboard before the image is on screen, or while one is on its way,
+    // nor from a held-down key, nor before the study's minimum viewing time.
     const seen = !activeViewer || activeViewer.grey !== null;
+    const answerKey = key === "r" || key === "f" || key === "u" || /^[1-5]$/.test(key);
+    if (form && answerKey && (event.repeat || tooSoon())) {
+      event.preventDefault();
+      flash(form.querySelector("fieldset.answers"));
+      return;
+    }
     if (form && !busy(form) && seen) {
       if (key === "r" || key === "f" || key === "u") {
         if (press(form, `[data-key="${key}"]`)) event.preventDefault();
@@ -318,6 +348,11 @@
       return;
     }
     if (!activeViewer) return;
+    const preset = WINDOW_KEYS[key];
+    if (preset && activeViewer.showWindow(preset)) {
+      event.preventDefault();
+      return;
+    }
     if (key === "i") activeViewer.invert();
     else if (key === "0") activeViewer.reset();
     else if (key === "+" || key === "=") activeViewer.zoomBy(1.25);

@@ -79,6 +79,18 @@ def xray_display(index: int) -> bytes:
     return make_display_png(grey, 512)
 
 
+def xray_original(image, index: int) -> None:
+    """The sample X-ray as the image's original: readers get the study's derivative of it."""
+    files = sorted(SAMPLE.rglob("*.jp*g"))
+    if not files:
+        return
+    path = files[index % len(files)]
+    with PILImage.open(path) as picture:
+        image.original_width, image.original_height = picture.size
+    image.original_format = "jpeg"
+    image.original.save("original.jpg", ContentFile(path.read_bytes()), save=True)
+
+
 def build_study(reader):
     study = StudyFactory(
         title="Paediatric chest films",
@@ -89,6 +101,7 @@ def build_study(reader):
     for index, truth in enumerate(truths):
         image = ImageFactory(truth=truth)
         image.display.save("display.png", ContentFile(xray_display(index)), save=True)
+        xray_original(image, index)
         study.cases.create(image=image, is_practice=index == 4)
     Assignment.objects.create(study=study, reader=reader)
     open_study(study)

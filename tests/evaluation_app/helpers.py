@@ -1,7 +1,10 @@
 """Pool images with chosen display bytes, and studies made of them."""
 
+import io
+
 import numpy as np
 from django.core.files.base import ContentFile
+from PIL import Image as PILImage
 
 from pool.imaging import make_display_png
 from pool.models import Truth
@@ -10,7 +13,12 @@ from tests.factories import ImageFactory, StudyFactory, image_pixels
 
 
 def image_with_display(truth: str, display: bytes, **fields):
+    """An image whose stored original (what the study's presentation processes) and display
+    file are both ``display``."""
     image = ImageFactory(truth=truth, **fields)
+    with PILImage.open(io.BytesIO(display)) as decoded:
+        image.original_width, image.original_height = decoded.size
+    image.original.save("original.png", ContentFile(display), save=False)
     image.display.save("display.png", ContentFile(display), save=True)
     return image
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from pool.models import Image, Truth
+from presentation.services import profile_of
 from readerstudy.services.studies import open_study
 from tests.factories import ImageFactory, StudyFactory
 from tests.readerstudy.helpers import HTMX, answer_payload, case_url, slots_of
@@ -98,7 +99,7 @@ class Received:
         return self.body.decode("latin-1")
 
 
-def build_mixed_study(reader, **options):
+def build_mixed_study(reader, profile=None, **options):
     study = StudyFactory(
         title="Chest film reading",
         instructions="Label each image. Take your time.",
@@ -117,6 +118,11 @@ def build_mixed_study(reader, **options):
         is_practice=True,
     )
     study.assignments.create(reader=reader)
+    if profile:
+        stored = profile_of(study)
+        for name, value in profile.items():
+            setattr(stored, name, value)
+        stored.save()
     open_study(study)
     return study
 
@@ -208,6 +214,7 @@ def read_through(client, study, reader) -> tuple[list[Received], list[Received]]
         keep("page", client.get(case_url(slot)), group, truth)
         keep("partial", client.get(case_url(slot), **HTMX), group, truth)
         keep("image", client.get(f"/read/{slot.token}/image.png"), ("image",), truth)
+        keep("image", client.get(f"/read/{slot.token}/window/lung.png"), ("image",), truth)
         answered = (group, group_of(following))
         if slot.is_practice:
             for response in (
@@ -248,8 +255,18 @@ def read_through(client, study, reader) -> tuple[list[Received], list[Received]]
             "repeat_min_gap": 3,
         },
         {"confidence_scale": 5, "allow_revisions": True, "repeat_fraction": 0.0},
+        {
+            "confidence_scale": 0,
+            "profile": {
+                "display_size": 256,
+                "aspect": "crop",
+                "source_resolution_mode": "lowest",
+                "border_crop_percent": 5.0,
+                "standardise_intensity": True,
+            },
+        },
     ],
-    ids=["plain-with-repeats", "confidence-and-going-back"],
+    ids=["plain-with-repeats", "confidence-and-going-back", "harmonising-profile"],
 )
 def test_it_sends_nothing_that_separates_real_from_synthetic(client, reader, options):
     study = build_mixed_study(reader, **options)

@@ -7,6 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from pool.models import Truth
+from presentation.models import Derivative
+from presentation.services import resolve_profile
 from tests.readerstudy.helpers import slots_of
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +26,9 @@ def test_it_streams_the_display_png_with_fixed_headers(client, reader, build_stu
     client.force_login(reader)
     response = fetch(client, slot)
     assert response.status_code == 200
-    assert response.content == slot.case.image.display.open("rb").read()
+    profile = resolve_profile(study).with_window(None)
+    derivative = Derivative.objects.get(image=slot.case.image, key=profile.key())
+    assert response.content == derivative.file.open("rb").read()  # the study's presentation
     assert response.content.startswith(b"\x89PNG\r\n\x1a\n")
     assert response["Content-Type"] == "image/png"
     assert response["Cache-Control"] == "private, max-age=86400, immutable"

@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from readerstudy import exports
 from pool.models import Image
+from readerstudy import exports
 from readerstudy.models import Reading
 from tests.results.world import finished_study
 
