@@ -32,7 +32,7 @@ from evaluation.metrics import BLOCKING_THRESHOLD, AuditItem, audit
 from evaluation.metrics.remedies import remedy
 from evaluation.models import AuditAcknowledgement, BlindingAudit, EvaluationStatus
 from pool.models import Truth
-from presentation.services import (
+from readerstudy.services.presentation import (
     build_study_derivatives,
     lowest_native_resolution,
     profile_key,

@@ -47,7 +47,7 @@ def _profile_saved(sender, instance, raw=False, **kwargs) -> None:
 
 
 def connect_profile_signal() -> None:
-    from presentation.models import PresentationProfile
+    from readerstudy.models.presentation import PresentationProfile
 
     post_save.connect(
         _profile_saved, sender=PresentationProfile, dispatch_uid="evaluation-audit-on-profile"

@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from pool.admin import thumbnail
 from readerstudy.admin_actions import export_readings_csv
 from readerstudy.forms import CaseRuleForm
-from readerstudy.models import Assignment, Study, StudyCase, StudyStatus
+from readerstudy.models import Assignment, PresentationProfile, Study, StudyCase, StudyStatus
 from readerstudy.services.studies import (
     CaseRule,
     StudyRefused,
@@ -295,3 +295,40 @@ class StudyAdmin(admin.ModelAdmin):
             "editable": editable,
         }
         return render(request, "admin/readerstudy/study/add_cases.html", context)
+
+
+FIELDSETS = (
+    ("Display", {"fields": ("display_size", "aspect")}),
+    (
+        "Matched source resolution",
+        {"fields": ("source_resolution_mode", "source_resolution")},
+    ),
+    (
+        "Harmonisation (applied identically to every case)",
+        {"fields": ("border_crop_percent", "standardise_intensity", "percentile_low",
+                    "percentile_high")},
+    ),
+    (
+        "CT (Hounsfield units)",
+        {"fields": ("ct_window", "ct_window_centre", "ct_window_width", "ct_presets_for_readers")},
+    ),
+    ("Reading", {"fields": ("min_viewing_seconds",)}),
+    ("Frozen with the drawn orders", {"fields": ("frozen_at", "frozen_key", "frozen_params")}),
+)
+READONLY = ("frozen_at", "frozen_key", "frozen_params")
+EDITABLE = tuple(
+    name for _title, options in FIELDSETS for name in options["fields"] if name not in READONLY
+)
+
+
+@admin.register(PresentationProfile)
+class PresentationProfileAdmin(admin.ModelAdmin):
+    list_display = ("study", "display_size", "aspect", "source_resolution_mode", "ct_window",
+                    "frozen_at")
+    fieldsets = ((None, {"fields": ("study",)}), *FIELDSETS)
+    readonly_fields = READONLY
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_frozen:
+            return ("study", *READONLY, *EDITABLE)
+        return READONLY

@@ -152,8 +152,8 @@ def open_demo_study() -> Study:
 def match_generator_resolution(study: Study) -> None:
     """The demo's generator makes 64-px images: present every case at that resolution, so that
     blur alone does not give the fakes away (what the audit advises for such a study)."""
-    from presentation.models import SourceResolution
-    from presentation.services import profile_of
+    from readerstudy.models.presentation import SourceResolution
+    from readerstudy.services.presentation import profile_of
 
     profile = profile_of(study)
     if not profile.is_frozen and profile.source_resolution_mode == SourceResolution.NATIVE:

@@ -35,7 +35,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "pool",
     "readerstudy",
-    "presentation",
     "generation",
     "evaluation",
     # Last: the wiring of every room above (the demo command), which nothing else imports.

@@ -1,6 +1,6 @@
 """For a flagged audit cue, the presentation change most likely to remove it (no Django here).
 
-The advice names profile options of the study (``presentation.models.PresentationProfile``);
+The advice names profile options of the study (``readerstudy.models.presentation.PresentationProfile``);
 ``lowest`` is the lowest native resolution among the study's cases, the value "Matched: lowest"
 would use. Cues no profile option can change (file size, format, headers) are constant by
 construction in a study's derivatives: a flag there is a bug to report, not a setting to change.

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 ('acknowledged_at', models.DateTimeField(auto_now_add=True)),
                 ('note', models.TextField()),
                 ('blocking', models.JSONField(default=list, help_text='The blocking cues it answered.')),
-                ('audit', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='acknowledgements', to='evaluation.blindingaudit')),
+                ('audit', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='acknowledgements', to='evaluation.blindingaudit')),
                 ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={

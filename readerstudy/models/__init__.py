@@ -1,3 +1,10 @@
+from readerstudy.models.presentation import (
+    Aspect,
+    CtWindow,
+    Derivative,
+    PresentationProfile,
+    SourceResolution,
+)
 from readerstudy.models.study import (
     Answer,
     Assignment,
@@ -10,6 +17,11 @@ from readerstudy.models.study import (
 )
 
 __all__ = [
+    "Aspect",
+    "CtWindow",
+    "Derivative",
+    "PresentationProfile",
+    "SourceResolution",
     "Answer",
     "Assignment",
     "Reading",

@@ -165,7 +165,7 @@ def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
 
 def min_viewing_seconds(study) -> float:
     """The study's minimum viewing time (its presentation profile; 0 without one)."""
-    from presentation.models import PresentationProfile
+    from readerstudy.models.presentation import PresentationProfile
 
     value = (
         PresentationProfile.objects.filter(study_id=study.pk)

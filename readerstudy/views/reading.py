@@ -28,8 +28,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pool.models import Truth
-from presentation.pipeline import CT_WINDOWS
-from presentation.services import derivative_bytes, reading_options
+from pool.imaging.pipeline import CT_WINDOWS
+from readerstudy.services.presentation import derivative_bytes, reading_options
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
 from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus
 from readerstudy.services.reading import (

@@ -17,8 +17,8 @@ from PIL import Image as PILImage
 from evaluation.services import run_blinding_audit
 from pool.importing import ImportLabels, import_bytes
 from pool.models import Truth
-from presentation.models import SourceResolution
-from presentation.services import profile_of, resolve_profile
+from readerstudy.models.presentation import SourceResolution
+from readerstudy.services.presentation import profile_of, resolve_profile
 from readerstudy.models import StudyCase
 from tests.factories import StudyFactory
 

@@ -10,8 +10,8 @@ from pydicom.data import get_testdata_file
 
 from pool.importing import ImportLabels, import_bytes
 from pool.models import Truth
-from presentation.pipeline import CT_WINDOWS, Profile, window_unit
-from presentation.services import image_profile, render_image
+from pool.imaging.pipeline import CT_WINDOWS, Profile, window_unit
+from readerstudy.services.presentation import image_profile, render_image
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from presentation.pipeline import (
+from pool.imaging.pipeline import (
     CROP,
     PresentationError,
     Profile,

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from PIL import Image as PILImage
 
 from pool.models import Modality
-from presentation.models import Derivative, SourceResolution
-from presentation.services import build_study_derivatives, profile_of, resolve_profile
+from readerstudy.models.presentation import Derivative, SourceResolution
+from readerstudy.services.presentation import build_study_derivatives, profile_of, resolve_profile
 from readerstudy.models import StudyStatus
 from readerstudy.services.studies import StudyRefused, open_study
 from tests.readerstudy.helpers import slots_of
@@ -114,7 +114,7 @@ def test_it_answers_every_window_of_an_x_ray_with_its_one_derivative(client, bui
 
 
 def test_it_builds_a_draft_studys_derivatives_in_a_task_safe_to_run_twice(build_study):
-    from presentation.tasks import build_presentation
+    from readerstudy.tasks import build_presentation
 
     study = build_study(open=False)
     assert build_presentation(study_pk=study.pk) == 4

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from pool.models import Image, Truth
-from presentation.services import profile_of
+from readerstudy.services.presentation import profile_of
 from readerstudy.services.studies import open_study
 from tests.factories import ImageFactory, StudyFactory
 from tests.readerstudy.helpers import HTMX, answer_payload, case_url, slots_of

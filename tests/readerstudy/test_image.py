@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from pool.models import Truth
-from presentation.models import Derivative
-from presentation.services import resolve_profile
+from readerstudy.models.presentation import Derivative
+from readerstudy.services.presentation import resolve_profile
 from tests.readerstudy.helpers import slots_of
 
 pytestmark = pytest.mark.django_db

@@ -19,13 +19,13 @@ from django.utils import timezone
 
 from pool.imaging import ImageImportError, read_image
 from pool.models import Image, Modality
-from presentation.hounsfield import read_hounsfield
-from presentation.models import (
+from pool.imaging.hounsfield import read_hounsfield
+from readerstudy.models.presentation import (
     Derivative,
     PresentationProfile,
     SourceResolution,
 )
-from presentation.pipeline import (
+from pool.imaging.pipeline import (
     CT_WINDOWS,
     PresentationError,
     Profile,

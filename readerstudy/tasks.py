@@ -1,9 +1,8 @@
-"""Celery task: build a study's presentation derivatives (default queue)."""
+"""Celery tasks of the reader study."""
 
 from __future__ import annotations
 
 from spotthefake.celery import project_task
-
 
 @project_task()
 def build_presentation(*, study_pk: int) -> int | None:
@@ -12,8 +11,8 @@ def build_presentation(*, study_pk: int) -> int | None:
     Safe to run twice: derivatives are keyed by (image, profile) and built only when missing.
     A build error is kept for opening, which refuses with the reason.
     """
-    from presentation.pipeline import PresentationError
-    from presentation.services import build_study_derivatives
+    from pool.imaging.pipeline import PresentationError
+    from readerstudy.services.presentation import build_study_derivatives
     from readerstudy.models import Study
 
     study = Study.objects.filter(pk=study_pk).first()

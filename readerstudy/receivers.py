@@ -1,4 +1,4 @@
-"""A draft study's profile changed: rebuild its derivatives once the change is committed."""
+"""Receivers of the reader study. A draft study's profile changed: rebuild its derivatives once the change is committed."""
 
 import logging
 
@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from presentation.models import PresentationProfile
+from readerstudy.models.presentation import PresentationProfile
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 def _profile_saved(sender, instance: PresentationProfile, raw=False, update_fields=None, **kw):
     if raw or instance.is_frozen:
         return
-    from presentation.tasks import build_presentation
+    from readerstudy.tasks import build_presentation
 
     study_pk = instance.study_id
 

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from presentation.pipeline import CROP, CT_WINDOWS, LETTERBOX
+from pool.imaging.pipeline import CROP, CT_WINDOWS, LETTERBOX
 
 
 def default_display_size() -> int:
@@ -40,7 +40,7 @@ class PresentationProfile(models.Model):
     """The one processing chain of a study; frozen with the cases once an order is drawn."""
 
     study = models.OneToOneField(
-        "readerstudy.Study", on_delete=models.CASCADE, related_name="presentation"
+        "Study", on_delete=models.CASCADE, related_name="presentation"
     )
     display_size = models.PositiveIntegerField(
         default=default_display_size,
@@ -143,7 +143,7 @@ class Derivative(models.Model):
     """One image as one profile presents it; built once, then served as it is."""
 
     image = models.ForeignKey(
-        "readerstudy.Image", on_delete=models.CASCADE, related_name="derivatives"
+        "pool.Image", on_delete=models.CASCADE, related_name="derivatives"
     )
     key = models.CharField(max_length=64, help_text="SHA-256 of the profile's parameters.")
     file = models.FileField(upload_to=derivative_upload_to, max_length=255)
