@@ -125,7 +125,7 @@ def test_it_builds_a_draft_studys_derivatives_in_a_task_safe_to_run_twice(build_
 def test_it_enqueues_a_rebuild_when_a_draft_profile_is_saved(
     build_study, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from presentation import tasks
+    from readerstudy import tasks
 
     queued = []
     monkeypatch.setattr(tasks.build_presentation, "delay", lambda **kw: queued.append(kw))
