@@ -1,7 +1,7 @@
 from django.urls import path
 
 from readerstudy.views import dashboard as results_dashboard
-from readerstudy.views import reading, staff
+from readerstudy.views import designs, reading, staff
 
 # Reader URLs carry only a study's public id or a per-reading slot token: never an image id.
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("studies/<str:study_id>/done/", reading.study_done, name="study-done"),
     path("read/<str:token>/", reading.case, name="reading-case"),
     path("read/<str:token>/image.png", reading.image, name="reading-image"),
+    path("read/<str:token>/right.png", designs.right_image, name="reading-right-image"),
     path("read/<str:token>/feedback/", reading.feedback, name="reading-feedback"),
     path(
         "staff/images/<str:public_id>/display.png", staff.image_display, name="staff-image-display"

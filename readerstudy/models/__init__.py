@@ -2,6 +2,8 @@ from readerstudy.models.pool import Image, Modality, Truth, new_public_id
 from readerstudy.models.study import (
     Answer,
     Assignment,
+    Design,
+    Mask,
     Reading,
     ReadingRevision,
     ReadingSlot,
@@ -13,7 +15,9 @@ from readerstudy.models.study import (
 __all__ = [
     "Answer",
     "Assignment",
+    "Design",
     "Image",
+    "Mask",
     "Modality",
     "Reading",
     "ReadingRevision",

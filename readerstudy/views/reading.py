@@ -28,7 +28,16 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
-from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus, Truth
+from readerstudy.models import (
+    Answer,
+    Assignment,
+    Design,
+    Image,
+    Reading,
+    ReadingSlot,
+    StudyStatus,
+    Truth,
+)
 from readerstudy.services.reading import (
     Outcome,
     Progress,
@@ -336,6 +345,10 @@ def _render_feedback(
 @require_http_methods(["GET", "POST"])
 def case(request: HttpRequest, token: str) -> HttpResponse:
     slot = _reader_slot(request, token)
+    if slot.assignment.study.design != Design.SINGLE:
+        from readerstudy.views import designs  # imports this module
+
+        return designs.case(request, slot)
     if request.method == "POST":
         return _answer(request, slot)
     study = slot.assignment.study
@@ -398,6 +411,10 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
     reading = reading_of(slot)
     if not slot.is_practice or reading is None:
         raise Http404("No feedback for this case.")
+    if slot.assignment.study.design == Design.PAIR:
+        from readerstudy.views import designs  # imports this module
+
+        return designs.pair_feedback(request, slot, reading)
     return _render_feedback(request, slot, reading)
 
 
@@ -414,7 +431,12 @@ def image(request: HttpRequest, token: str) -> HttpResponse:
         assignment__reader=request.user,
         assignment__study__status=StudyStatus.OPEN,
     )
-    with slot.case.image.display.open("rb") as handle:
+    return image_response(slot.case.image)
+
+
+def image_response(image: Image) -> HttpResponse:
+    """Every image a reader gets goes through here: one path, one set of headers."""
+    with image.display.open("rb") as handle:
         data = handle.read()
     response = HttpResponse(data, content_type="image/png")
     response["Content-Length"] = str(len(data))

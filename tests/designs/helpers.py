@@ -1,0 +1,22 @@
+"""Studies of the pair and exposure designs, built from images with chosen findings."""
+
+from readerstudy.models import Assignment, Study, StudyCase, Truth
+from readerstudy.services.studies import open_study
+from tests.factories import ImageFactory, StudyFactory
+
+
+def design_study(*, readers, real, synthetic, practice=(), open=True, **options) -> Study:
+    """``real``/``synthetic``: findings, one image each; ``practice``: (truth, finding) pairs."""
+    study = StudyFactory(**options)
+    for truth, findings in ((Truth.REAL, real), (Truth.SYNTHETIC, synthetic)):
+        for finding in findings:
+            StudyCase.objects.create(study=study, image=ImageFactory(truth=truth, finding=finding))
+    for truth, finding in practice:
+        StudyCase.objects.create(
+            study=study, image=ImageFactory(truth=truth, finding=finding), is_practice=True
+        )
+    for reader in readers:
+        Assignment.objects.create(study=study, reader=reader)
+    if open:
+        open_study(study)
+    return study
