@@ -12,7 +12,7 @@ SIDES = (("left", "Left"), ("right", "Right"))
 
 
 class FindingMixin(forms.Form):
-    """"What finding do you see?": one of the study's vocabulary, required when asked."""
+    """ "What finding do you see?": one of the study's vocabulary, required when asked."""
 
     finding = forms.ChoiceField(
         choices=(), required=False, error_messages={"required": "Choose the finding you see."}

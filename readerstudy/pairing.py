@@ -52,7 +52,9 @@ class PlannedPair:
 
 
 def _match(seed: int, reader_id: int, cases: Sequence[PairCase], label: str, reuse: bool):
-    groups: dict[tuple[str, str], dict[bool, list[int]]] = defaultdict(lambda: {True: [], False: []})
+    groups: dict[tuple[str, str], dict[bool, list[int]]] = defaultdict(
+        lambda: {True: [], False: []}
+    )
     for case in cases:
         groups[case.key][case.synthetic].append(case.case_id)
     matched: list[tuple[int, int]] = []  # (real, synthetic)
@@ -89,12 +91,12 @@ def plan_pairs(
     if len(set(ids)) != len(ids):
         raise OrderingError("case ids must be distinct, and no case both practice and study")
     practice = _ordered(
-        seed, reader_id, _match(seed, reader_id, practice_cases, "practice", allow_reuse),
+        seed,
+        reader_id,
+        _match(seed, reader_id, practice_cases, "practice", allow_reuse),
         "practice",
     )
-    study = _ordered(
-        seed, reader_id, _match(seed, reader_id, cases, "pairs", allow_reuse), "pairs"
-    )
+    study = _ordered(seed, reader_id, _match(seed, reader_id, cases, "pairs", allow_reuse), "pairs")
     if not study:
         raise OrderingError(
             "no real and synthetic (non-practice) image share a modality and a finding, so no "
@@ -106,7 +108,8 @@ def plan_pairs(
         for left, right, synthetic_on_left in rows:
             showings[left] += 1
             planned.append(
-                PlannedPair(len(planned) + 1, left, right, synthetic_on_left, showings[left],
-                            is_practice)
+                PlannedPair(
+                    len(planned) + 1, left, right, synthetic_on_left, showings[left], is_practice
+                )
             )
     return planned

@@ -132,16 +132,28 @@ def _reader_mean(by_reader: dict[str, list[bool]], n_bootstrap: int, seed: int) 
     arrays = [np.asarray(v, float) for v in by_reader.values()]
     point = float(np.mean([a.mean() for a in arrays]))
     if n_bootstrap <= 0:
-        return Estimate(point, None, None, len(arrays), PAIR_BOOTSTRAP,
-                        note="no bootstrap resamples requested, so no interval")
+        return Estimate(
+            point,
+            None,
+            None,
+            len(arrays),
+            PAIR_BOOTSTRAP,
+            note="no bootstrap resamples requested, so no interval",
+        )
     rng = np.random.default_rng(seed)
     means = np.zeros(n_bootstrap)
     for values in arrays:
         draws = rng.integers(0, values.size, size=(n_bootstrap, values.size))
         means += values[draws].mean(axis=1)
     low, high = np.percentile(means / len(arrays), [2.5, 97.5])
-    return Estimate(point, float(low), float(high), len(arrays), PAIR_BOOTSTRAP,
-                    note=f"{n_bootstrap} resamples; n = readers")
+    return Estimate(
+        point,
+        float(low),
+        float(high),
+        len(arrays),
+        PAIR_BOOTSTRAP,
+        note=f"{n_bootstrap} resamples; n = readers",
+    )
 
 
 # ------------------------------------------------------------------------------ HYPE-∞
@@ -180,22 +192,37 @@ def analyse_hype_infinity(
         if total == 0:
             return NotDefined(reason)
         if sums_of is None:
-            return Estimate(errors / total, None, None, int(total), CASE_BOOTSTRAP,
-                            note="no bootstrap resamples requested, so no interval")
+            return Estimate(
+                errors / total,
+                None,
+                None,
+                int(total),
+                CASE_BOOTSTRAP,
+                note="no bootstrap resamples requested, so no interval",
+            )
         sums = sum(sums_of)
         with np.errstate(invalid="ignore", divide="ignore"):
             replicate = sums[:, 0] / sums[:, 1]
         low, high = np.percentile(replicate[np.isfinite(replicate)], [2.5, 97.5])
-        return Estimate(errors / total, float(low), float(high), int(total), CASE_BOOTSTRAP,
-                        note=f"{n_bootstrap} resamples; n = readings")
+        return Estimate(
+            errors / total,
+            float(low),
+            float(high),
+            int(total),
+            CASE_BOOTSTRAP,
+            note=f"{n_bootstrap} resamples; n = readings",
+        )
 
     return HypeInfinity(
-        score=slot([fake, real], None if fake_sums is None else [fake_sums, real_sums],
-                   "no readings"),
-        synthetic_error=slot([fake], None if fake_sums is None else [fake_sums],
-                             "no readings of synthetic images"),
-        real_error=slot([real], None if real_sums is None else [real_sums],
-                        "no readings of real images"),
+        score=slot(
+            [fake, real], None if fake_sums is None else [fake_sums, real_sums], "no readings"
+        ),
+        synthetic_error=slot(
+            [fake], None if fake_sums is None else [fake_sums], "no readings of synthetic images"
+        ),
+        real_error=slot(
+            [real], None if real_sums is None else [real_sums], "no readings of real images"
+        ),
         n_readings=len(records),
     )
 
@@ -235,8 +262,9 @@ def t_mean(values: Sequence[float], what: str) -> Value:
     mean = float(array.mean())
     se = float(array.std(ddof=1) / math.sqrt(array.size))
     half = float(student_t.ppf(0.975, array.size - 1)) * se
-    return Estimate(mean, mean - half, mean + half, array.size, T_INTERVAL, se=se,
-                    note=f"n = {what}")
+    return Estimate(
+        mean, mean - half, mean + half, array.size, T_INTERVAL, se=se, note=f"n = {what}"
+    )
 
 
 def reader_threshold(reader: str, trials: Sequence[ExposureRecord]) -> ReaderThreshold:
@@ -319,24 +347,30 @@ def _counts(rows: Sequence[FindingRecord], finding: str) -> tuple[int, int, int,
     return tp, len(has), tn, len(hasnt)
 
 
-def analyse_findings(records: Sequence[FindingRecord], vocabulary: Sequence[str]) -> FindingAnalysis:
+def analyse_findings(
+    records: Sequence[FindingRecord], vocabulary: Sequence[str]
+) -> FindingAnalysis:
     real = [r for r in records if not r.synthetic]
     fake = [r for r in records if r.synthetic]
     findings = []
     for finding in vocabulary:
         rtp, rpos, rtn, rneg = _counts(real, finding)
         ftp, fpos, ftn, fneg = _counts(fake, finding)
-        findings.append(FindingAccuracy(
-            finding=finding,
-            real_sensitivity=wilson(rtp, rpos, empty_reason=f"no real image with {finding}"),
-            real_specificity=wilson(rtn, rneg, empty_reason=f"no real image without {finding}"),
-            synthetic_sensitivity=wilson(ftp, fpos,
-                                         empty_reason=f"no synthetic image of {finding}"),
-            synthetic_specificity=wilson(ftn, fneg,
-                                         empty_reason="no synthetic image of another finding"),
-            sensitivity_difference=newcombe_difference(rtp, rpos, ftp, fpos),
-            specificity_difference=newcombe_difference(rtn, rneg, ftn, fneg),
-        ))
+        findings.append(
+            FindingAccuracy(
+                finding=finding,
+                real_sensitivity=wilson(rtp, rpos, empty_reason=f"no real image with {finding}"),
+                real_specificity=wilson(rtn, rneg, empty_reason=f"no real image without {finding}"),
+                synthetic_sensitivity=wilson(
+                    ftp, fpos, empty_reason=f"no synthetic image of {finding}"
+                ),
+                synthetic_specificity=wilson(
+                    ftn, fneg, empty_reason="no synthetic image of another finding"
+                ),
+                sensitivity_difference=newcombe_difference(rtp, rpos, ftp, fpos),
+                specificity_difference=newcombe_difference(rtn, rneg, ftn, fneg),
+            )
+        )
     cells: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in records:
         cells[("synthetic" if r.synthetic else "real", r.image_finding, r.answered)] += 1

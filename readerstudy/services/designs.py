@@ -28,13 +28,20 @@ def pair_slots(assignment: Assignment, study: Study) -> tuple[list[ReadingSlot],
         item = PairCase(case_id, truth == Truth.SYNTHETIC, modality, finding)
         (practice if is_practice else cases).append(item)
     plan = plan_pairs(
-        seed=study.seed, reader_id=assignment.reader_id, cases=cases, practice_cases=practice,
+        seed=study.seed,
+        reader_id=assignment.reader_id,
+        cases=cases,
+        practice_cases=practice,
         allow_reuse=study.allow_reuse,
     )
     slots = [
         ReadingSlot(
-            assignment=assignment, case_id=pair.left_case_id, right_case_id=pair.right_case_id,
-            position=pair.position, showing=pair.showing, is_practice=pair.is_practice,
+            assignment=assignment,
+            case_id=pair.left_case_id,
+            right_case_id=pair.right_case_id,
+            position=pair.position,
+            showing=pair.showing,
+            is_practice=pair.is_practice,
         )
         for pair in plan
     ]
@@ -43,8 +50,12 @@ def pair_slots(assignment: Assignment, study: Study) -> tuple[list[ReadingSlot],
 
 def staircase_of(study: Study) -> Staircase:
     return Staircase(
-        start=study.exposure_start_ms, step=study.exposure_step_ms, low=study.exposure_min_ms,
-        high=study.exposure_max_ms, down=study.staircase_down, up=study.staircase_up,
+        start=study.exposure_start_ms,
+        step=study.exposure_step_ms,
+        low=study.exposure_min_ms,
+        high=study.exposure_max_ms,
+        down=study.staircase_down,
+        up=study.staircase_up,
     )
 
 
@@ -58,7 +69,8 @@ def staircase_outcomes(assignment_id: int, before_position: int) -> list[bool]:
     """Correctness of the reader's non-practice readings before a position, in order."""
     rows = (
         Reading.objects.filter(
-            slot__assignment_id=assignment_id, slot__is_practice=False,
+            slot__assignment_id=assignment_id,
+            slot__is_practice=False,
             slot__position__lt=before_position,
         )
         .order_by("slot__position")

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from readerstudy import exports, plots
+from readerstudy.design_results import dashboard_context
 from readerstudy.models import Image, Study
 from readerstudy.results import (
     GROUPINGS,
@@ -155,6 +156,7 @@ def results_dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
             payload["groups"], "generator_checkpoint"
         ),
         "machine": _latest_machine_observer(study),
+        **dashboard_context(study),
     }
     return render(request, "readerstudy/dashboard/study.html", context)
 

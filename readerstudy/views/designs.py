@@ -63,8 +63,12 @@ def _counter(slot: ReadingSlot, progress: Progress, noun: str) -> str:
 
 
 def _render(
-    request: HttpRequest, slot: ReadingSlot, progress: Progress, *,
-    form: DesignAnswerForm | None = None, status: int = 200,
+    request: HttpRequest,
+    slot: ReadingSlot,
+    progress: Progress,
+    *,
+    form: DesignAnswerForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     study = slot.assignment.study
     chosen = form.data.get("finding") if form is not None else None
@@ -76,8 +80,11 @@ def _render(
         "post_url": base._case_url(slot),
         "image_url": reverse("reading-image", args=[slot.token]),
         "findings": [
-            {"value": item, "key": FINDING_KEYS[i] if i < len(FINDING_KEYS) else "",
-             "chosen": item == chosen}
+            {
+                "value": item,
+                "key": FINDING_KEYS[i] if i < len(FINDING_KEYS) else "",
+                "chosen": item == chosen,
+            }
             for i, item in enumerate(study.findings if study.ask_finding else [])
         ],
         **base._study_urls(study),

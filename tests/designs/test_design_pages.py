@@ -12,8 +12,13 @@ pytestmark = pytest.mark.django_db
 
 def test_it_stores_the_chosen_side_as_a_judgement_of_the_left_image(client):
     reader = UserFactory()
-    study = design_study(readers=[reader], real=["normal"] * 3, synthetic=["normal"] * 3,
-                         design=Design.PAIR, ask_finding=True)
+    study = design_study(
+        readers=[reader],
+        real=["normal"] * 3,
+        synthetic=["normal"] * 3,
+        design=Design.PAIR,
+        ask_finding=True,
+    )
     client.force_login(reader)
     slots = slots_of(study, reader)
     assert len(slots) == 3 and all(s.right_case_id for s in slots)
@@ -25,14 +30,25 @@ def test_it_stores_the_chosen_side_as_a_judgement_of_the_left_image(client):
     response = client.post(case_url(slots[0]), {"side": "left", "finding": "normal"})
     assert response.status_code == 303
     reading = Reading.objects.get()
-    assert (reading.chosen_side, reading.answer, reading.finding_answer) == ("left", "fake", "normal")
+    assert (reading.chosen_side, reading.answer, reading.finding_answer) == (
+        "left",
+        "fake",
+        "normal",
+    )
 
 
 def test_it_moves_the_staircase_from_stored_answers_only(client):
     reader = UserFactory()
-    study = design_study(readers=[reader], real=["normal"] * 3, synthetic=["normal"] * 3,
-                         design=Design.EXPOSURE, exposure_start_ms=300, exposure_step_ms=50,
-                         staircase_down=1, staircase_up=1)
+    study = design_study(
+        readers=[reader],
+        real=["normal"] * 3,
+        synthetic=["normal"] * 3,
+        design=Design.EXPOSURE,
+        exposure_start_ms=300,
+        exposure_step_ms=50,
+        staircase_down=1,
+        staircase_up=1,
+    )
     client.force_login(reader)
     seen = []
     for index, slot in enumerate(slots_of(study, reader)):
@@ -45,8 +61,9 @@ def test_it_moves_the_staircase_from_stored_answers_only(client):
         wrong = "real" if right == "fake" else "fake"
         answer = right if index in (0, 1, 3) else wrong
         # A client claiming another requested exposure cannot move it.
-        client.post(case_url(slot), {"answer": answer, "achieved_ms": "283.4",
-                                     "requested_exposure_ms": "5"})
+        client.post(
+            case_url(slot), {"answer": answer, "achieved_ms": "283.4", "requested_exposure_ms": "5"}
+        )
     assert seen == [300, 250, 200, 250, 200, 250]
     readings = Reading.objects.order_by("slot__position")
     assert [r.requested_exposure_ms for r in readings] == seen
@@ -55,8 +72,9 @@ def test_it_moves_the_staircase_from_stored_answers_only(client):
 
 def test_it_keeps_an_exposure_once_decided(client):
     reader = UserFactory()
-    study = design_study(readers=[reader], real=["normal"], synthetic=["normal"],
-                         design=Design.EXPOSURE)
+    study = design_study(
+        readers=[reader], real=["normal"], synthetic=["normal"], design=Design.EXPOSURE
+    )
     client.force_login(reader)
     slot = slots_of(study, reader)[0]
     client.get(case_url(slot))
@@ -68,17 +86,62 @@ def test_it_refuses_a_pair_study_without_matching_images():
     from readerstudy.services.studies import StudyRefused
 
     with pytest.raises(StudyRefused, match="no real and synthetic"):
-        design_study(readers=[UserFactory()], real=["normal"], synthetic=["pneumonia"],
-                     design=Design.PAIR)
+        design_study(
+            readers=[UserFactory()], real=["normal"], synthetic=["pneumonia"], design=Design.PAIR
+        )
 
 
 def test_it_shows_which_side_was_synthetic_after_a_practice_pair(client):
     reader = UserFactory()
-    study = design_study(readers=[reader], real=["normal"], synthetic=["normal"],
-                         practice=[(Truth.REAL, "x"), (Truth.SYNTHETIC, "x")], design=Design.PAIR)
+    study = design_study(
+        readers=[reader],
+        real=["normal"],
+        synthetic=["normal"],
+        practice=[(Truth.REAL, "x"), (Truth.SYNTHETIC, "x")],
+        design=Design.PAIR,
+    )
     client.force_login(reader)
     slot = slots_of(study, reader)[0]
     assert slot.is_practice
     response = client.post(case_url(slot), {"side": "right"}, follow=True)
     side = "left" if slot.case.image.truth == Truth.SYNTHETIC else "right"
     assert f"The synthetic image was on the {side}.".encode() in response.content
+
+
+def _read_pairs(client, study, reader, picks):
+    for slot, pick in zip(slots_of(study, reader), picks, strict=False):
+        synthetic = "left" if slot.case.image.truth == Truth.SYNTHETIC else "right"
+        other = "right" if synthetic == "left" else "left"
+        client.post(case_url(slot), {"side": synthetic if pick else other, "finding": "normal"})
+
+
+def test_it_reports_pair_statistics_in_json_csv_and_dashboard(client, admin_client):
+    from django.core.management import call_command
+    import csv
+    import io
+    import json
+
+    reader = UserFactory(username="reader-a")
+    study = design_study(readers=[reader], real=["normal"] * 4, synthetic=["normal"] * 4,
+                         design=Design.PAIR, ask_finding=True)
+    client.force_login(reader)
+    _read_pairs(client, study, reader, [True, True, True, False])
+    out = io.StringIO()
+    call_command("study_stats", study.public_id, "--json", stdout=out)
+    block = json.loads(out.getvalue())["designs"]
+    assert block["pairs"]["readers"][0]["n_correct"] == 3
+    assert block["pairs"]["readers"][0]["p_value"] == pytest.approx(2 * 5 / 16)
+    normal = block["findings"]["findings"][0]
+    assert normal["real_sensitivity"]["estimate"] == 1.0  # every image normal, all answered normal
+    base = f"/staff/studies/{study.public_id}/results/"
+    rows = list(csv.reader(io.StringIO(
+        b"".join(admin_client.get(base + "design_pairs.csv").streaming_content).decode())))
+    assert rows[0][:4] == ["study_public_id", "reader", "n_pairs", "n_correct"]
+    assert rows[1][1:4] == ["reader-a", "4", "3"]
+    readings = list(csv.DictReader(io.StringIO(
+        b"".join(admin_client.get(base + "design_readings.csv").streaming_content).decode())))
+    assert sorted(r["correct"] for r in readings) == ["0", "1", "1", "1"]
+    assert all(r["right_image_public_id"] and r["chosen_side"] for r in readings)
+    page = admin_client.get(base)
+    assert page.status_code == 200
+    assert b"Two-alternative forced choice" in page.content and b"<svg" in page.content

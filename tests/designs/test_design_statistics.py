@@ -28,11 +28,13 @@ def test_it_gives_2afc_proportions_exact_intervals_and_binomial_tests():
     assert a.proportion_correct.estimate == 0.7
     # Clopper-Pearson for 7/10 (tables): 0.3475 to 0.9333.
     assert (a.proportion_correct.ci_low, a.proportion_correct.ci_high) == (
-        approx(0.3475, abs=1e-4), approx(0.9333, abs=1e-4))
+        approx(0.3475, abs=1e-4),
+        approx(0.9333, abs=1e-4),
+    )
     # Two-sided exact: 2 * P(X >= 7 | 10, 1/2) = 2 * 176 / 1024.
     assert a.p_value == approx(2 * 176 / 1024)
     assert b.p_value == approx(2 / 16)
-    assert b.proportion_correct.ci_low == approx(0.025 ** 0.25)  # (alpha/2)^(1/n) for 4/4
+    assert b.proportion_correct.ci_low == approx(0.025**0.25)  # (alpha/2)^(1/n) for 4/4
     assert b.proportion_correct.ci_high == 1.0
     assert result.reader_averaged.estimate == approx(0.85)
     # Reader b is always right, so every resample's mean is 0.5 + a's resampled share / 2.
@@ -42,10 +44,17 @@ def test_it_gives_2afc_proportions_exact_intervals_and_binomial_tests():
 
 
 def test_it_scores_hype_infinity_as_the_error_rate_over_all_images():
-    rows = [("1", True, [False, True]), ("2", True, [True, True]),
-            ("3", False, [False]), ("4", False, [True, True, False])]
-    records = [ImageRecord(f"r{i}", int(case), synthetic, ok)
-               for case, synthetic, oks in rows for i, ok in enumerate(oks)]
+    rows = [
+        ("1", True, [False, True]),
+        ("2", True, [True, True]),
+        ("3", False, [False]),
+        ("4", False, [True, True, False]),
+    ]
+    records = [
+        ImageRecord(f"r{i}", int(case), synthetic, ok)
+        for case, synthetic, oks in rows
+        for i, ok in enumerate(oks)
+    ]
     result = analyse_hype_infinity(records, n_bootstrap=500, seed=3)
     assert result.score.estimate == approx(3 / 8)
     assert result.synthetic_error.estimate == approx(1 / 4)
@@ -57,8 +66,10 @@ def test_it_scores_hype_infinity_as_the_error_rate_over_all_images():
 
 
 def trials(reader, levels):
-    return [ExposureRecord(reader, i + 1, level, level + (1.5 if i % 2 else -2.0), True)
-            for i, level in enumerate(levels)]
+    return [
+        ExposureRecord(reader, i + 1, level, level + (1.5 if i % 2 else -2.0), True)
+        for i, level in enumerate(levels)
+    ]
 
 
 def test_it_takes_the_threshold_from_the_staircase_reversals():
@@ -90,10 +101,15 @@ def test_it_compares_findings_on_real_images_with_the_conditioning_on_synthetic_
     def rows(synthetic, image_finding, answered, n):
         return [FindingRecord("r", synthetic, image_finding, answered)] * n
 
-    records = (rows(False, "normal", "normal", 3) + rows(False, "normal", "pneumonia", 1)
-               + rows(False, "Pneumonia", "pneumonia", 2) + rows(False, "pneumonia", "normal", 2)
-               + rows(True, "normal", "normal", 1) + rows(True, "normal", "pneumonia", 1)
-               + rows(True, "pneumonia", "pneumonia", 4))
+    records = (
+        rows(False, "normal", "normal", 3)
+        + rows(False, "normal", "pneumonia", 1)
+        + rows(False, "Pneumonia", "pneumonia", 2)
+        + rows(False, "pneumonia", "normal", 2)
+        + rows(True, "normal", "normal", 1)
+        + rows(True, "normal", "pneumonia", 1)
+        + rows(True, "pneumonia", "pneumonia", 4)
+    )
     result = analyse_findings(records, ["normal", "pneumonia", "COVID-19"])
     normal, pneumonia, covid = result.findings
     assert normal.real_sensitivity.estimate == 3 / 4
