@@ -73,3 +73,21 @@ class ExposureAnswerForm(DesignAnswerForm):
 
     def extra_fields(self) -> dict:
         return {**super().extra_fields(), "achieved_exposure_ms": self.cleaned_data["achieved_ms"]}
+
+
+class SingleAnswerForm(DesignAnswerForm):
+    """The single-image form with the diagnostic question (used only when the study asks it)."""
+
+
+def answer_form_class(study: Study) -> type[AnswerForm]:
+    return SingleAnswerForm if study.ask_finding else AnswerForm
+
+
+def finding_choices(study: Study, chosen: str | None, *, keys: str = "") -> list[dict]:
+    """The diagnostic question's choices for a template (empty when the study does not ask)."""
+    if not study.ask_finding:
+        return []
+    return [
+        {"value": item, "key": keys[i] if i < len(keys) else "", "chosen": item == chosen}
+        for i, item in enumerate(study.findings)
+    ]

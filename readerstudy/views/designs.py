@@ -17,7 +17,12 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from readerstudy.design_forms import DesignAnswerForm, ExposureAnswerForm, PairAnswerForm
+from readerstudy.design_forms import (
+    DesignAnswerForm,
+    ExposureAnswerForm,
+    PairAnswerForm,
+    finding_choices,
+)
 from readerstudy.models import Design, Reading, ReadingSlot, StudyStatus, Truth
 from readerstudy.services.designs import decide_exposure
 from readerstudy.services.reading import (
@@ -79,14 +84,7 @@ def _render(
         "form": form,
         "post_url": base._case_url(slot),
         "image_url": reverse("reading-image", args=[slot.token]),
-        "findings": [
-            {
-                "value": item,
-                "key": FINDING_KEYS[i] if i < len(FINDING_KEYS) else "",
-                "chosen": item == chosen,
-            }
-            for i, item in enumerate(study.findings if study.ask_finding else [])
-        ],
+        "findings": finding_choices(study, chosen, keys=FINDING_KEYS),
         **base._study_urls(study),
     }
     if study.design == Design.PAIR:

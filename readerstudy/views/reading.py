@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import markdown
 import nh3
+from django.db import transaction
 from django.db.models import Case, Count, IntegerField, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,6 +28,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
+from readerstudy.design_forms import answer_form_class, finding_choices
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
 from readerstudy.models import (
     Answer,
@@ -268,8 +270,15 @@ def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None
             {"value": level, "chosen": level == chosen_confidence} for level in CONFIDENCE_LEVELS
         ],
         "comment": comment,
+        "findings": finding_choices(study, _chosen_finding(form, reading)),
         **_study_urls(study),
     }
+
+
+def _chosen_finding(form: AnswerForm | None, reading: Reading | None) -> str | None:
+    if form is not None and form.is_bound:
+        return form.data.get("finding")
+    return reading.finding_answer if reading is not None else None
 
 
 def _render_case(
@@ -371,10 +380,14 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     study = slot.assignment.study
     if study.status != StudyStatus.OPEN:
         return _render_conflict(request, slot, "This study is closed: nothing was recorded.")
-    form = AnswerForm(request.POST, study=study)
+    form = answer_form_class(study)(request.POST, study=study)
     if not form.is_valid():
         return _render_case(request, slot, progress_of(slot.assignment), form=form, status=400)
-    result = record_answer(slot, form.answer_data())
+    with transaction.atomic():  # the finding answered is written with the answer, or neither
+        result = record_answer(slot, form.answer_data())
+        if study.ask_finding and result.outcome in (Outcome.RECORDED, Outcome.REVISED):
+            finding = form.cleaned_data["finding"]
+            Reading.objects.filter(pk=result.reading.pk).update(finding_answer=finding)
     if not result.outcome.accepted:
         message = {
             Outcome.STALE: "This case was already answered; your answer was not changed.",

@@ -116,10 +116,11 @@ def _read_pairs(client, study, reader, picks):
 
 
 def test_it_reports_pair_statistics_in_json_csv_and_dashboard(client, admin_client):
-    from django.core.management import call_command
     import csv
     import io
     import json
+
+    from django.core.management import call_command
 
     reader = UserFactory(username="reader-a")
     study = design_study(readers=[reader], real=["normal"] * 4, synthetic=["normal"] * 4,
@@ -145,3 +146,19 @@ def test_it_reports_pair_statistics_in_json_csv_and_dashboard(client, admin_clie
     page = admin_client.get(base)
     assert page.status_code == 200
     assert b"Two-alternative forced choice" in page.content and b"<svg" in page.content
+
+
+def test_it_asks_the_finding_on_single_image_studies_and_stores_it_with_the_answer(client):
+    reader = UserFactory()
+    study = design_study(readers=[reader], real=["normal"], synthetic=["pneumonia"],
+                         ask_finding=True, finding_vocabulary="normal, pneumonia, other")
+    client.force_login(reader)
+    slot = slots_of(study, reader)[0]
+    page = client.get(case_url(slot))
+    assert b'name="finding" value="pneumonia"' in page.content
+    refused = client.post(case_url(slot), {"answer": "real"})
+    assert refused.status_code == 400 and not Reading.objects.exists()
+    client.post(case_url(slot), {"answer": "real", "finding": "pneumonia"})
+    assert Reading.objects.get().finding_answer == "pneumonia"
+    odd = client.post(case_url(slots_of(study, reader)[1]), {"answer": "fake", "finding": "x"})
+    assert odd.status_code == 400 and Reading.objects.count() == 1
