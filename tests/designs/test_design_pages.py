@@ -123,8 +123,13 @@ def test_it_reports_pair_statistics_in_json_csv_and_dashboard(client, admin_clie
     from django.core.management import call_command
 
     reader = UserFactory(username="reader-a")
-    study = design_study(readers=[reader], real=["normal"] * 4, synthetic=["normal"] * 4,
-                         design=Design.PAIR, ask_finding=True)
+    study = design_study(
+        readers=[reader],
+        real=["normal"] * 4,
+        synthetic=["normal"] * 4,
+        design=Design.PAIR,
+        ask_finding=True,
+    )
     client.force_login(reader)
     _read_pairs(client, study, reader, [True, True, True, False])
     out = io.StringIO()
@@ -135,12 +140,22 @@ def test_it_reports_pair_statistics_in_json_csv_and_dashboard(client, admin_clie
     normal = block["findings"]["findings"][0]
     assert normal["real_sensitivity"]["estimate"] == 1.0  # every image normal, all answered normal
     base = f"/staff/studies/{study.public_id}/results/"
-    rows = list(csv.reader(io.StringIO(
-        b"".join(admin_client.get(base + "design_pairs.csv").streaming_content).decode())))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                b"".join(admin_client.get(base + "design_pairs.csv").streaming_content).decode()
+            )
+        )
+    )
     assert rows[0][:4] == ["study_public_id", "reader", "n_pairs", "n_correct"]
     assert rows[1][1:4] == ["reader-a", "4", "3"]
-    readings = list(csv.DictReader(io.StringIO(
-        b"".join(admin_client.get(base + "design_readings.csv").streaming_content).decode())))
+    readings = list(
+        csv.DictReader(
+            io.StringIO(
+                b"".join(admin_client.get(base + "design_readings.csv").streaming_content).decode()
+            )
+        )
+    )
     assert sorted(r["correct"] for r in readings) == ["0", "1", "1", "1"]
     assert all(r["right_image_public_id"] and r["chosen_side"] for r in readings)
     page = admin_client.get(base)
@@ -150,8 +165,13 @@ def test_it_reports_pair_statistics_in_json_csv_and_dashboard(client, admin_clie
 
 def test_it_asks_the_finding_on_single_image_studies_and_stores_it_with_the_answer(client):
     reader = UserFactory()
-    study = design_study(readers=[reader], real=["normal"], synthetic=["pneumonia"],
-                         ask_finding=True, finding_vocabulary="normal, pneumonia, other")
+    study = design_study(
+        readers=[reader],
+        real=["normal"],
+        synthetic=["pneumonia"],
+        ask_finding=True,
+        finding_vocabulary="normal, pneumonia, other",
+    )
     client.force_login(reader)
     slot = slots_of(study, reader)[0]
     page = client.get(case_url(slot))
