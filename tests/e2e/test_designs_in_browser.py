@@ -12,13 +12,40 @@
 import pytest
 
 from readerstudy.models import Design, Reading, ReadingSlot, Truth
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.designs.helpers import design_study
-from tests.e2e.test_reading_in_browser import TIMEOUT_MS, browser, context  # noqa: F401
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.browser
+TIMEOUT_MS = 15_000
 FRAME_MS = 1000 / 60
 TOLERANCE_MS = 2 * FRAME_MS
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+
+
+@pytest.fixture
+def context(browser):
+    made = []
+
+    def make(**options):
+        made.append(browser.new_context(**options))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.close()
 
 
 def login(context, live_server, reader):
