@@ -66,11 +66,30 @@ def _finding_records(row: dict, design: str) -> list[stats.FindingRecord]:
     ]
 
 
+def _votes_records(analysis: Any) -> list[stats.ImageRecord]:
+    """HYPE-∞ records from the study analysis' per-case votes (first showings): no query."""
+    records = []
+    for index, votes in enumerate(analysis.cases):
+        synthetic = votes.truth == Truth.SYNTHETIC
+        right = votes.n_fake if synthetic else votes.n_real
+        wrong = votes.n_real + votes.n_unsure + votes.n_fake - right
+        records += [stats.ImageRecord("", index, synthetic, True)] * right
+        records += [stats.ImageRecord("", index, synthetic, False)] * wrong
+    return records
+
+
 def analyse_study(
-    study: Study, *, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+    study: Study,
+    *,
+    analysis: Any = None,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
 ) -> DesignAnalysis:
+    """``analysis``: the study's ``StudyAnalysis`` when the caller has it (saves a query)."""
+    single = study.design == Design.SINGLE
     pairs, images, exposures, findings = [], [], [], []
-    for row in _rows(study):
+    rows = _rows(study) if not single or study.ask_finding or analysis is None else []
+    for row in rows:
         correct = is_correct(row["answer"], row["truth"])
         findings += _finding_records(row, study.design)
         if study.design == Design.PAIR:
@@ -86,21 +105,21 @@ def analyse_study(
                         correct,
                     )
                 )
-        elif row["slot__showing"] == 1:
+        elif row["slot__showing"] == 1 and analysis is None:
             images.append(
                 stats.ImageRecord(
                     row["reader"], row["slot__case_id"], row["truth"] == Truth.SYNTHETIC, correct
                 )
             )
+    if single and analysis is not None:
+        images = _votes_records(analysis)
     return DesignAnalysis(
         design=study.design,
         asks_finding=study.ask_finding,
         pairs=stats.analyse_pairs(pairs, n_bootstrap, seed)
         if study.design == Design.PAIR
         else None,
-        hype_infinity=stats.analyse_hype_infinity(images, n_bootstrap, seed)
-        if study.design == Design.SINGLE
-        else None,
+        hype_infinity=stats.analyse_hype_infinity(images, n_bootstrap, seed) if single else None,
         hype_time=stats.analyse_hype_time(exposures) if study.design == Design.EXPOSURE else None,
         findings=stats.analyse_findings(findings, study.findings) if study.ask_finding else None,
     )
@@ -126,8 +145,7 @@ def _blank(value) -> Any:
 
 
 def _payload(study: Study, analysis: Any) -> dict:
-    # The study-wide analysis the exports pass in is not this one: always compute ours.
-    return design_payload(study)
+    return design_payload(study, analysis=analysis)
 
 
 def pairs_rows(study: Study, analysis: Any = None) -> Iterator[list]:
@@ -352,17 +370,17 @@ def register_tables() -> None:
             finding_confusion_rows,
         ),
     ):
-        register_table(TableSpec(name, description, rows, False))
+        register_table(TableSpec(name, description, rows, name != "design_readings"))
 
 
 # ------------------------------------------------------------------------------ dashboard
 
 
-def dashboard_context(study: Study) -> dict[str, Any]:
+def dashboard_context(study: Study, analysis: Any = None) -> dict[str, Any]:
     """What the dashboard's design section shows: the payload and its plots."""
     from readerstudy.design_plots import interval_plot
 
-    payload = design_payload(study)
+    payload = design_payload(study, analysis=analysis)
     plots = {}
     if payload["pairs"]:
         rows = [(r["reader"], r["proportion_correct"]) for r in payload["pairs"]["readers"]]

@@ -335,7 +335,10 @@ def study_payload(study: Study, analysis: StudyAnalysis) -> dict[str, Any]:
             "design": study.design,
         },
         **payload,
-        "designs": design_payload(study),
+        "designs": design_payload(
+            study, analysis=analysis, n_bootstrap=payload["summary"]["n_bootstrap"],
+            seed=payload["summary"]["seed"],
+        ),
     }
 
 

@@ -156,7 +156,7 @@ def results_dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
             payload["groups"], "generator_checkpoint"
         ),
         "machine": _latest_machine_observer(study),
-        **dashboard_context(study),
+        **dashboard_context(study, analysis),
     }
     return render(request, "readerstudy/dashboard/study.html", context)
 
