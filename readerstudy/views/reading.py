@@ -334,7 +334,8 @@ def _render_feedback(
         "continue_url": _case_url(following)
         if following
         else reverse("study-done", args=[assignment.study.public_id]),
-        "continue_is_case": following is not None,
+        # The other designs' screens are full pages, never swapped in by htmx.
+        "continue_is_case": following is not None and assignment.study.design == Design.SINGLE,
         "counter": "Practice answer",
         "image_url": reverse("reading-image", args=[slot.token]),
         "next_image_url": reverse("reading-image", args=[following.token]) if following else "",

@@ -182,3 +182,38 @@ def test_it_asks_the_finding_on_single_image_studies_and_stores_it_with_the_answ
     assert Reading.objects.get().finding_answer == "pneumonia"
     odd = client.post(case_url(slots_of(study, reader)[1]), {"answer": "fake", "finding": "x"})
     assert odd.status_code == 400 and Reading.objects.count() == 1
+
+
+def test_it_continues_from_an_exposure_practice_answer_by_a_plain_link(client):
+    reader = UserFactory()
+    study = design_study(
+        readers=[reader],
+        real=["normal"],
+        synthetic=["normal"],
+        practice=[(Truth.REAL, "normal")],
+        design=Design.EXPOSURE,
+    )
+    client.force_login(reader)
+    slot = slots_of(study, reader)[0]
+    client.get(case_url(slot))
+    feedback = client.post(case_url(slot), {"answer": "real", "achieved_ms": "500"}, follow=True)
+    assert b"This image is real." in feedback.content
+    assert b"data-continue" in feedback.content and b"hx-get" not in feedback.content
+    reading = Reading.objects.get()
+    assert reading.requested_exposure_ms == study.exposure_start_ms
+
+
+def test_it_prints_the_design_figures_in_the_readable_summary(client):
+    import io
+
+    from django.core.management import call_command
+
+    reader = UserFactory(username="summary-reader")
+    study = design_study(
+        readers=[reader], real=["normal"] * 2, synthetic=["normal"] * 2, design=Design.PAIR
+    )
+    client.force_login(reader)
+    _read_pairs(client, study, reader, [True, True])
+    out = io.StringIO()
+    call_command("study_stats", study.public_id, "--bootstrap", "50", stdout=out)
+    assert "2AFC summary-reader: 2/2 correct" in out.getvalue()
