@@ -217,3 +217,24 @@ def test_it_prints_the_design_figures_in_the_readable_summary(client):
     out = io.StringIO()
     call_command("study_stats", study.public_id, "--bootstrap", "50", stdout=out)
     assert "2AFC summary-reader: 2/2 correct" in out.getvalue()
+
+
+def test_it_shows_exposure_thresholds_and_findings_on_the_dashboard(client, admin_client):
+    reader = UserFactory(username="glance")
+    study = design_study(
+        readers=[reader],
+        real=["normal"] * 3,
+        synthetic=["pneumonia"] * 3,
+        design=Design.EXPOSURE,
+        ask_finding=True,
+        staircase_down=1,
+    )
+    client.force_login(reader)
+    for slot in slots_of(study, reader):
+        client.get(case_url(slot))
+        client.post(case_url(slot), {"answer": "fake", "finding": "pneumonia", "achieved_ms": "9"})
+    page = admin_client.get(f"/staff/studies/{study.public_id}/results/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "HYPE-time" in text and "What finding do you see?" in text
+    assert "Confusion: image finding" in text and text.count("<svg") >= 2

@@ -103,7 +103,7 @@ def test_it_moves_the_exposure_staircase_and_records_achieved_exposures(
         real=["normal"] * 4,
         synthetic=["normal"] * 4,
         design=Design.EXPOSURE,
-        exposure_start_ms=300,
+        exposure_start_ms=310,
         exposure_step_ms=50,
         exposure_min_ms=100,
         exposure_max_ms=600,
@@ -125,8 +125,9 @@ def test_it_moves_the_exposure_staircase_and_records_achieved_exposures(
     expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
     readings = list(Reading.objects.order_by("slot__position"))
     requested = [r.requested_exposure_ms for r in readings]
-    # right: shorter by one step, wrong: longer by one step (1-down / 1-up).
-    assert requested == [300, 250, 200, 250, 200, 250, 300, 250]
+    # right: shorter by one step, wrong: longer by one step (1-down / 1-up). 310 ms is not a
+    # whole number of frames: the page shows the nearest whole frame (316.7 ms at 60 Hz).
+    assert requested == [310, 260, 210, 260, 210, 260, 310, 260]
     errors = [abs(r.achieved_exposure_ms - r.requested_exposure_ms) for r in readings]
     print(
         "achieved - requested (ms):",
