@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from readerstudy.models import Answer, Assignment, Design, Reading, ReadingSlot, Study, Truth
-from readerstudy.ordering import OrderingError
+from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, Study, Truth
 from readerstudy.pairing import ALGORITHM as PAIR_ALGORITHM
 from readerstudy.pairing import PairCase, plan_pairs
 from readerstudy.staircase import Staircase, next_exposure
@@ -94,5 +93,3 @@ def decide_exposure(slot: ReadingSlot) -> int:
         slot.exposure_ms = ReadingSlot.objects.values_list("exposure_ms", flat=True).get(pk=slot.pk)
     return slot.exposure_ms
 
-
-__all__ = ["Design", "OrderingError", "decide_exposure", "pair_slots", "staircase_of"]
