@@ -25,12 +25,27 @@ from readerstudy.services.studies import (
     open_study,
 )
 
+DESIGN_FIELDS = (
+    "design",
+    "allow_reuse",
+    "ask_finding",
+    "finding_vocabulary",
+    "exposure_start_ms",
+    "exposure_step_ms",
+    "exposure_min_ms",
+    "exposure_max_ms",
+    "staircase_down",
+    "staircase_up",
+    "exposure_mask",
+)
+
 FROZEN_ONCE_DRAWN = (
     "seed",
     "confidence_scale",
     "allow_revisions",
     "repeat_fraction",
     "repeat_min_gap",
+    *DESIGN_FIELDS,
 )
 
 
@@ -129,6 +144,15 @@ class StudyAdmin(admin.ModelAdmin):
                     "repeat_min_gap",
                     "seed",
                 ]
+            },
+        ),
+        (
+            "Design (fixed once orders are drawn; see docs/study-designs.md)",
+            {
+                "fields": list(DESIGN_FIELDS),
+                "description": "Single image, two-alternative forced-choice pairs, or "
+                "time-limited exposure with a staircase (HYPE-time defaults); optionally the "
+                "diagnostic question.",
             },
         ),
         ("History", {"fields": ["created_by", "created_at", "opened_at", "closed_at"]}),

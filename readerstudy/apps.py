@@ -18,3 +18,5 @@ class ReaderStudyConfig(AppConfig):
         # the audit measures these derivatives.
         register_open_check(refuse_missing_derivatives, prepare=build_for_opening)
         register_open_check(refuse_truth_leaks)
+        from readerstudy.design_results import register_tables
+        register_tables()

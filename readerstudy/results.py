@@ -350,6 +350,8 @@ def study_analysis(
 
 
 def study_payload(study: Study, analysis: StudyAnalysis) -> dict[str, Any]:
+    from readerstudy.design_results import design_payload  # imports this module's models
+
     """The JSON document of `study_stats --json` and the dashboard's JSON endpoint: the
     analysis' documented keys (`docs/statistics.md`) plus a `study` block."""
     payload = analysis.to_jsonable()
@@ -360,8 +362,13 @@ def study_payload(study: Study, analysis: StudyAnalysis) -> dict[str, Any]:
             "title": study.title,
             "status": study.status,
             "confidence_scale": study.confidence_scale,
+            "design": study.design,
         },
         **payload,
+        "designs": design_payload(
+            study, analysis=analysis, n_bootstrap=payload["summary"]["n_bootstrap"],
+            seed=payload["summary"]["seed"],
+        ),
     }
 
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from readerstudy.views import dashboard as results_dashboard
-from readerstudy.views import reading
+from readerstudy.views import designs, reading
 
 # Reader URLs carry only a study's public id or a per-reading slot token: never an image id.
 urlpatterns = [
@@ -11,12 +11,13 @@ urlpatterns = [
     path("studies/<str:study_id>/done/", reading.study_done, name="study-done"),
     path("read/<str:token>/", reading.case, name="reading-case"),
     path("read/<str:token>/image.png", reading.image, name="reading-image"),
+    path("read/<str:token>/right.png", designs.right_image, name="reading-right-image"),
+    path("read/<str:token>/feedback/", reading.feedback, name="reading-feedback"),
     path(
         "read/<str:token>/window/<slug:window>.png",
         reading.image,
         name="reading-image-window",
     ),
-    path("read/<str:token>/feedback/", reading.feedback, name="reading-feedback"),
     # Results of a study (staff only): dashboard, CSV tables, zip of all tables, JSON.
     path(
         "staff/studies/<str:public_id>/results/",

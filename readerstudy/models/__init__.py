@@ -8,6 +8,8 @@ from readerstudy.models.presentation import (
 from readerstudy.models.study import (
     Answer,
     Assignment,
+    Design,
+    Mask,
     Reading,
     ReadingRevision,
     ReadingSlot,
@@ -24,6 +26,8 @@ __all__ = [
     "SourceResolution",
     "Answer",
     "Assignment",
+    "Design",
+    "Mask",
     "Reading",
     "ReadingRevision",
     "ReadingSlot",

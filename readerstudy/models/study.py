@@ -30,6 +30,20 @@ class Answer(models.TextChoices):
     UNSURE = "unsure", "Unsure"
 
 
+class Design(models.TextChoices):
+    SINGLE = "single", "Single image: real, fake or unsure"
+    PAIR = "pair", "Two-alternative forced choice: which of two is synthetic"
+    EXPOSURE = "exposure", "Time-limited exposure (HYPE-time staircase)"
+
+
+class Mask(models.TextChoices):
+    NOISE = "noise", "Random noise"
+    GREY = "grey", "Neutral grey"
+
+
+DEFAULT_FINDINGS = "normal, pneumonia, COVID-19, other"
+
+
 class Study(models.Model):
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     title = models.CharField(max_length=200)
@@ -62,6 +76,47 @@ class Study(models.Model):
     seed = models.BigIntegerField(
         default=new_seed, help_text="Randomization seed; each reader's order derives from it."
     )
+    # Study designs (docs/study-designs.md). Fixed, like the other options, once orders are drawn.
+    design = models.CharField(
+        max_length=10, choices=Design.choices, default=Design.SINGLE,
+        help_text="What a reader is asked on each screen.",
+    )
+    allow_reuse = models.BooleanField(
+        default=False,
+        help_text="Pairs only: an image may appear in more than one of a reader's pairs, so "
+        "that every image of the larger side is paired.",
+    )
+    ask_finding = models.BooleanField(
+        default=False, help_text='Also ask "what finding do you see?" on every screen.'
+    )
+    finding_vocabulary = models.CharField(
+        max_length=500, default=DEFAULT_FINDINGS, blank=True,
+        help_text="The findings a reader can answer, separated by commas.",
+    )
+    exposure_start_ms = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(1)], help_text="First exposure (ms)."
+    )
+    exposure_step_ms = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="Staircase step (ms)."
+    )
+    exposure_min_ms = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)], help_text="Shortest exposure (ms)."
+    )
+    exposure_max_ms = models.PositiveIntegerField(
+        default=1000, validators=[MinValueValidator(1)], help_text="Longest exposure (ms)."
+    )
+    staircase_down = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)],
+        help_text="Consecutive correct answers before the exposure gets one step shorter.",
+    )
+    staircase_up = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)],
+        help_text="Consecutive wrong (or unsure) answers before it gets one step longer.",
+    )
+    exposure_mask = models.CharField(
+        max_length=10, choices=Mask.choices, default=Mask.NOISE,
+        help_text="What replaces the image when its time is up.",
+    )
     readers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Assignment", related_name="reader_studies", blank=True
     )
@@ -83,6 +138,24 @@ class Study(models.Model):
     @property
     def collects_confidence(self) -> bool:
         return self.confidence_scale > 0
+
+    @property
+    def findings(self) -> list[str]:
+        """The diagnostic vocabulary, in the researcher's order, without blanks or repeats."""
+        seen: dict[str, None] = {}
+        for item in self.finding_vocabulary.split(","):
+            if item.strip():
+                seen.setdefault(item.strip(), None)
+        return list(seen)
+
+    def clean(self) -> None:
+        super().clean()
+        if self.exposure_min_ms > self.exposure_max_ms:
+            raise ValidationError("The shortest exposure is longer than the longest.")
+        if not self.exposure_min_ms <= self.exposure_start_ms <= self.exposure_max_ms:
+            raise ValidationError("The first exposure must lie between the shortest and longest.")
+        if self.ask_finding and not self.findings:
+            raise ValidationError("Give the findings a reader can answer.")
 
     @property
     def is_open(self) -> bool:
@@ -176,6 +249,12 @@ class ReadingSlot(models.Model):
     position = models.PositiveIntegerField(help_text="1-based; practice cases come first.")
     showing = models.PositiveSmallIntegerField(default=1, help_text="1 first showing, 2 repeat.")
     is_practice = models.BooleanField(default=False)
+    # Pairs: ``case`` is shown on the left, ``right_case`` on the right (sides drawn from the seed).
+    right_case = models.ForeignKey(
+        StudyCase, null=True, blank=True, on_delete=models.RESTRICT, related_name="right_slots"
+    )
+    # Exposure: decided by the server from this reader's stored readings when first served.
+    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     served_at = models.DateTimeField(null=True, blank=True)
 
@@ -211,6 +290,14 @@ class Reading(models.Model):
         null=True, blank=True, help_text="Time on case measured by the browser, if sent."
     )
     revision_count = models.PositiveIntegerField(default=0)
+    # Pairs: the side the reader called synthetic; ``answer`` is then the judgement of the left
+    # image (fake when "left", real when "right").
+    chosen_side = models.CharField(max_length=5, blank=True)
+    finding_answer = models.CharField(max_length=100, blank=True)
+    requested_exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    achieved_exposure_ms = models.FloatField(
+        null=True, blank=True, help_text="Image on screen, measured with requestAnimationFrame."
+    )
 
     class Meta:
         ordering = ["slot_id"]

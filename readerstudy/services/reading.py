@@ -167,6 +167,12 @@ def min_viewing_seconds(study) -> float:
     """The study's minimum viewing time (its presentation profile; 0 without one)."""
     from readerstudy.models.presentation import PresentationProfile
 
+    from readerstudy.models import Design
+
+    # A time-limited exposure shows the image for the staircase's time only: a minimum viewing
+    # time would contradict the design, so it does not apply there.
+    if study.design == Design.EXPOSURE:
+        return 0.0
     value = (
         PresentationProfile.objects.filter(study_id=study.pk)
         .values_list("min_viewing_seconds", flat=True)

@@ -24,8 +24,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from pool.models import Image, Truth
-from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase, StudyStatus
+from readerstudy.models import Assignment, Design, ReadingSlot, Study, StudyCase, StudyStatus
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
+from readerstudy.services.designs import pair_slots
 from readerstudy.services.leaks import refuse_truth_leaks
 from readerstudy.signals import cases_added
 
@@ -64,6 +65,12 @@ def draw_order(assignment: Assignment) -> bool:
         study = locked.study
         if study.status == StudyStatus.DRAFT:
             raise StudyRefused("Orders are drawn only when the study opens.")
+        if study.design == Design.PAIR:
+            try:
+                slots, algorithm = pair_slots(locked, study)
+            except OrderingError as error:
+                raise StudyRefused(str(error)) from error
+            return _store_order(assignment, locked, slots, algorithm)
         cases = list(study.cases.values_list("id", "is_practice"))
         try:
             plan = plan_order(
@@ -76,7 +83,7 @@ def draw_order(assignment: Assignment) -> bool:
             )
         except OrderingError as error:
             raise StudyRefused(str(error)) from error
-        ReadingSlot.objects.bulk_create(
+        slots = [
             ReadingSlot(
                 assignment=locked,
                 case_id=slot.case_id,
@@ -85,10 +92,18 @@ def draw_order(assignment: Assignment) -> bool:
                 is_practice=slot.is_practice,
             )
             for slot in plan
-        )
-        locked.order_drawn_at = timezone.now()
-        locked.order_algorithm = ALGORITHM
-        locked.save(update_fields=["order_drawn_at", "order_algorithm"])
+        ]
+        return _store_order(assignment, locked, slots, ALGORITHM)
+
+
+def _store_order(
+    assignment: Assignment, locked: Assignment, slots: list[ReadingSlot], algorithm: str
+) -> bool:
+    """Inside draw_order's transaction: store the slots and stamp the assignment."""
+    ReadingSlot.objects.bulk_create(slots)
+    locked.order_drawn_at = timezone.now()
+    locked.order_algorithm = algorithm
+    locked.save(update_fields=["order_drawn_at", "order_algorithm"])
     assignment.order_drawn_at = locked.order_drawn_at
     assignment.order_algorithm = locked.order_algorithm
     return True
@@ -131,7 +146,8 @@ def open_study(study: Study) -> int:
         if not locked.assignments.exists():
             raise StudyRefused(f"“{locked}” has no readers: assign readers before opening.")
         try:
-            check_feasible(n_cases, locked.repeat_fraction, locked.repeat_min_gap)
+            if locked.design != Design.PAIR:  # pairs are never repeated
+                check_feasible(n_cases, locked.repeat_fraction, locked.repeat_min_gap)
         except OrderingError as error:
             raise StudyRefused(f"“{locked}” cannot open: {error}") from error
         for check, _prepare in _open_checks:  # e.g. the blinding audit (evaluation app)

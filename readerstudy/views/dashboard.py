@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from pool.models import Image
 from readerstudy import exports, plots
 from readerstudy.analysis.bootstrap import CASE, KINDS
+from readerstudy.design_results import dashboard_context
 from readerstudy.models import Study
 from readerstudy.results import (
     GROUPINGS,
@@ -165,6 +166,7 @@ def results_dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
             payload["groups"], "generator_checkpoint"
         ),
         "machine": _latest_machine_observer(study),
+        **dashboard_context(study, analysis),
     }
     return render(request, "readerstudy/dashboard/study.html", context)
 

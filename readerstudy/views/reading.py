@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import markdown
 import nh3
+from django.db import transaction
 from django.db.models import Case, Count, IntegerField, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,11 +28,12 @@ from django.utils.cache import patch_vary_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pool.models import Truth
 from pool.imaging.pipeline import CT_WINDOWS
-from readerstudy.services.presentation import derivative_bytes, reading_options
+from pool.models import Image, Truth
+from readerstudy.design_forms import answer_form_class, finding_choices
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
-from readerstudy.models import Answer, Assignment, Reading, ReadingSlot, StudyStatus
+from readerstudy.models import Answer, Assignment, Design, Reading, ReadingSlot, StudyStatus
+from readerstudy.services.presentation import derivative_bytes, reading_options
 from readerstudy.services.reading import (
     Outcome,
     Progress,
@@ -268,6 +270,7 @@ def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None
         ],
         "comment": comment,
         **_viewer_options(study, slot),
+        "findings": finding_choices(study, _chosen_finding(form, reading)),
         **_study_urls(study),
     }
 
@@ -281,6 +284,12 @@ def _viewer_options(study, slot: ReadingSlot) -> dict:
             for name in options["windows"]
         ],
     }
+
+
+def _chosen_finding(form: AnswerForm | None, reading: Reading | None) -> str | None:
+    if form is not None and form.is_bound:
+        return form.data.get("finding")
+    return reading.finding_answer if reading is not None else None
 
 
 def _render_case(
@@ -336,7 +345,8 @@ def _render_feedback(
         "continue_url": _case_url(following)
         if following
         else reverse("study-done", args=[assignment.study.public_id]),
-        "continue_is_case": following is not None,
+        # The other designs' screens are full pages, never swapped in by htmx.
+        "continue_is_case": following is not None and assignment.study.design == Design.SINGLE,
         "counter": "Practice answer",
         "image_url": reverse("reading-image", args=[slot.token]),
         "next_image_url": reverse("reading-image", args=[following.token]) if following else "",
@@ -356,6 +366,10 @@ def _render_feedback(
 @require_http_methods(["GET", "POST"])
 def case(request: HttpRequest, token: str) -> HttpResponse:
     slot = _reader_slot(request, token)
+    if slot.assignment.study.design != Design.SINGLE:
+        from readerstudy.views import designs  # imports this module
+
+        return designs.case(request, slot)
     if request.method == "POST":
         return _answer(request, slot)
     study = slot.assignment.study
@@ -386,10 +400,14 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     study = slot.assignment.study
     if study.status != StudyStatus.OPEN:
         return _render_conflict(request, slot, "This study is closed: nothing was recorded.")
-    form = AnswerForm(request.POST, study=study)
+    form = answer_form_class(study)(request.POST, study=study)
     if not form.is_valid():
         return _render_case(request, slot, progress_of(slot.assignment), form=form, status=400)
-    result = record_answer(slot, form.answer_data())
+    with transaction.atomic():  # the finding answered is written with the answer, or neither
+        result = record_answer(slot, form.answer_data())
+        if study.ask_finding and result.outcome in (Outcome.RECORDED, Outcome.REVISED):
+            finding = form.cleaned_data["finding"]
+            Reading.objects.filter(pk=result.reading.pk).update(finding_answer=finding)
     if not result.outcome.accepted:
         message = {
             Outcome.STALE: "This case was already answered; your answer was not changed.",
@@ -427,6 +445,10 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
     reading = reading_of(slot)
     if not slot.is_practice or reading is None:
         raise Http404("No feedback for this case.")
+    if slot.assignment.study.design == Design.PAIR:
+        from readerstudy.views import designs  # imports this module
+
+        return designs.pair_feedback(request, slot, reading)
     return _render_feedback(request, slot, reading)
 
 
@@ -447,7 +469,12 @@ def image(request: HttpRequest, token: str, window: str | None = None) -> HttpRe
     )
     if window is not None and window not in READER_WINDOWS:
         raise Http404("No such window.")
-    data = derivative_bytes(slot.assignment.study, slot.case.image, window)
+    return image_response(slot.assignment.study, slot.case.image, window)
+
+
+def image_response(study, image: Image, window: str | None = None) -> HttpResponse:
+    """Every image a reader gets goes through here: one path, one set of headers."""
+    data = derivative_bytes(study, image, window)
     response = HttpResponse(data, content_type="image/png")
     response["Content-Length"] = str(len(data))
     response["Cache-Control"] = IMAGE_CACHE_CONTROL

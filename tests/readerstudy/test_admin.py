@@ -3,6 +3,7 @@
 import pytest
 
 from pool.models import Truth
+from readerstudy.admin import DESIGN_FIELDS
 from readerstudy.models import Assignment, ReadingSlot, StudyStatus
 from tests.factories import ImageFactory, StudyFactory, UserFactory
 from tests.readerstudy.helpers import slots_of
@@ -20,6 +21,17 @@ def change_url(study) -> str:
     return f"/admin/readerstudy/study/{study.pk}/change/"
 
 
+def design_fields(study) -> dict:
+    """The study-design fields of the change form, as they are."""
+    data = {
+        name: str(getattr(study, name))
+        for name in DESIGN_FIELDS
+        if not isinstance(getattr(study, name), bool)
+    }
+    data.update({name: "on" for name in ("allow_reuse", "ask_finding") if getattr(study, name)})
+    return data
+
+
 def inline_post(study, *, readers=(), existing_readers=(), cases=(), **fields) -> dict:
     """The change form's POST, with the two inlines' management forms."""
     data = {
@@ -29,6 +41,7 @@ def inline_post(study, *, readers=(), existing_readers=(), cases=(), **fields) -
         "repeat_fraction": str(study.repeat_fraction),
         "repeat_min_gap": str(study.repeat_min_gap),
         "seed": str(study.seed),
+        **design_fields(study),
         "cases-TOTAL_FORMS": str(len(cases)),
         "cases-INITIAL_FORMS": "0",
         "assignments-TOTAL_FORMS": str(len(existing_readers) + len(readers)),

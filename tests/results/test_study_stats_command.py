@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 TOP_LEVEL = [
     "schema", "study", "summary", "readers", "reader_averaged", "roc", "agreement",
-    "agreement_committed", "cases", "groups", "intra_reader",
+    "agreement_committed", "cases", "groups", "intra_reader", "designs",
 ]
 
 

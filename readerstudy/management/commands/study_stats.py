@@ -206,4 +206,30 @@ def _intra_lines(payload: dict) -> list[str]:
         )
     lines.append(f"  pooled kappa {fmt(intra['pooled_kappa'])}")
     lines.append(f"  mean kappa {fmt(intra['mean_kappa'])}")
+    return lines + design_lines(payload.get("designs"))
+
+
+def design_lines(block: dict | None) -> list[str]:
+    """The study design's figures (docs/study-designs.md), when it has any."""
+    if not block:
+        return []
+    lines = [f"Design: {block['design']}"]
+    if block["pairs"]:
+        pairs = block["pairs"]
+        for r in pairs["readers"]:
+            lines.append(f"  2AFC {r['reader']}: {r['n_correct']}/{r['n_pairs']} correct, "
+                         f"{fmt(r['proportion_correct'])}, p vs 0.5 = {r['p_value']:.4g}")
+        lines.append(f"  2AFC reader-averaged: {fmt(pairs['reader_averaged'])}")
+    if block["hype_infinity"]:
+        lines.append(f"  HYPE-infinity error rate: {fmt(block['hype_infinity']['score'])}")
+    if block["hype_time"]:
+        for r in block["hype_time"]["readers"]:
+            lines.append(f"  HYPE-time {r['reader']}: threshold {fmt(r['threshold_ms'], 1)} ms "
+                         f"({r['n_reversals']} reversals)")
+        lines.append(f"  HYPE-time mean threshold: {fmt(block['hype_time']['mean_threshold_ms'], 1)}")
+    if block["findings"]:
+        for f in block["findings"]["findings"]:
+            lines.append(f"  finding {f['finding']}: sensitivity real "
+                         f"{fmt(f['real_sensitivity'])}, synthetic {fmt(f['synthetic_sensitivity'])}")
     return lines
+
