@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('readerstudy', '0001_initial'),
+        ('readerstudy', '0003_presentation'),
     ]
 
     operations = [
