@@ -16,7 +16,8 @@ Figures are :class:`~readerstudy.analysis.Estimate` or :class:`~readerstudy.anal
 both alike.
 
 Names are loaded on first use (PEP 562) so that a module needing one constant, like the web
-process's blinding audit, does not pull torch and scikit-learn in with the rest.
+process's blinding audit, does not pull torch and scikit-learn in with the rest (the audit, light,
+is imported at once).
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# eager: the function `audit` shares its module's name, and a module imported first would
+# shadow it; the module needs no torch or scikit-learn
+from evaluation.metrics.audit import (
+    BLOCKING_THRESHOLD,
+    AuditItem,
+    AuditReport,
+    CueResult,
+    audit,
+    image_cues,
+    sniff_format,
+)
+
 if TYPE_CHECKING:
-    from evaluation.metrics.audit import (
-        BLOCKING_THRESHOLD,
-        AuditItem,
-        AuditReport,
-        CueResult,
-        audit,
-        image_cues,
-        sniff_format,
-    )
     from evaluation.metrics.distances import KernelDistance, frechet_distance, kernel_distance
     from evaluation.metrics.diversity import Diversity, ms_ssim_diversity, scales_for
     from evaluation.metrics.features import (
@@ -62,10 +66,6 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS: dict[str, str] = {
-    "AuditItem": "evaluation.metrics.audit",
-    "AuditReport": "evaluation.metrics.audit",
-    "BLOCKING_THRESHOLD": "evaluation.metrics.audit",
-    "CueResult": "evaluation.metrics.audit",
     "Diversity": "evaluation.metrics.diversity",
     "ExtractorError": "evaluation.metrics.features",
     "FeatureExtractor": "evaluation.metrics.features",
@@ -78,19 +78,16 @@ _EXPORTS: dict[str, str] = {
     "ObserverResult": "evaluation.metrics.observer",
     "PRDC": "evaluation.metrics.manifold",
     "QualityReport": "evaluation.metrics.quality",
-    "audit": "evaluation.metrics.audit",
     "check_comparable": "evaluation.metrics.quality",
     "compare_sets": "evaluation.metrics.quality",
     "find_memorized": "evaluation.metrics.memorization",
     "frechet_distance": "evaluation.metrics.distances",
-    "image_cues": "evaluation.metrics.audit",
     "kernel_distance": "evaluation.metrics.distances",
     "machine_observer": "evaluation.metrics.observer",
     "machine_observer_from_features": "evaluation.metrics.observer",
     "ms_ssim_diversity": "evaluation.metrics.diversity",
     "prdc": "evaluation.metrics.manifold",
     "scales_for": "evaluation.metrics.diversity",
-    "sniff_format": "evaluation.metrics.audit",
     "train_feature_extractor": "evaluation.metrics.features",
 }
 

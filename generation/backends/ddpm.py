@@ -81,7 +81,7 @@ def has_checkpoint(generator: GeneratorModel) -> bool:
     """
     if generator.checkpoints or generator.trained_steps:
         return True
-    from generation.engine.checkpoints import latest_checkpoint
+    from generation.engine.ddpm_layout import latest_checkpoint
 
     return latest_checkpoint(generator.folder) is not None
 
@@ -198,7 +198,7 @@ class DDPMBackend(Backend):
     # --- the model folder -------------------------------------------------------------------
 
     def folder_layout(self, folder: Path) -> FolderLayout:
-        from generation.engine import checkpoints as ckpt
+        from generation.engine import ddpm_layout as ckpt
 
         return FolderLayout(
             ckpt.list_checkpoints(folder),
@@ -209,7 +209,7 @@ class DDPMBackend(Backend):
         )
 
     def checkpoint_entries(self, folder: Path) -> list[dict]:
-        from generation.engine import checkpoints as ckpt
+        from generation.engine import ddpm_layout as ckpt
 
         entries = []
         for step, path in ckpt.list_checkpoints(folder):
