@@ -73,6 +73,50 @@ def _all_library_versions() -> dict[str, str]:
     return versions
 
 
+def _check_request(
+    prompts: str | Sequence[str], seeds: list[int], steps: int, batch_size: int
+) -> list[str]:
+    """One prompt per seed; ValueError for seeds, steps or batch sizes the pipeline cannot take."""
+    bad_seeds = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad_seeds:
+        raise ValueError(f"seeds must be between 0 and 2**63 - 1, not {bad_seeds[0]}")
+    if isinstance(prompts, str):
+        prompt_list = [prompts] * len(seeds)
+    else:
+        prompt_list = list(prompts)
+        if len(prompt_list) != len(seeds):
+            raise ValueError(f"got {len(prompt_list)} prompts for {len(seeds)} seeds")
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    return prompt_list
+
+
+class _StepProgress:
+    """Counts denoising steps over all batches for `on_step`, and stops at once when cancelled."""
+
+    def __init__(self, total: int, on_step, cancel, results: list, n_images: int) -> None:
+        self.total, self.on_step, self.cancel = total, on_step, cancel
+        self.results, self.n_images = results, n_images
+        self.done = 0
+
+    def stop(self) -> GenerationCancelled:
+        return GenerationCancelled(
+            f"sampling cancelled after {len(self.results)} of {self.n_images} image(s)",
+            list(self.results),
+        )
+
+    def on_step_end(self, pipe, step_index, timestep, callback_kwargs):
+        self.done += 1
+        if self.on_step is not None:
+            self.on_step(min(self.done, self.total), self.total)
+        if cancel_requested(self.cancel):
+            pipe._interrupt = True
+            raise self.stop()  # leaves the pipeline at once: no VAE decode of a batch to be dropped
+        return callback_kwargs
+
+
 class StableDiffusionGenerator:
     """A loaded Stable Diffusion pipeline (with an optional LoRA) that samples grayscale images.
 
@@ -194,19 +238,38 @@ class StableDiffusionGenerator:
         seeds = [int(s) for s in seeds]
         if not seeds:
             return []
-        bad_seeds = [s for s in seeds if not 0 <= s <= MAX_SEED]
-        if bad_seeds:
-            raise ValueError(f"seeds must be between 0 and 2**63 - 1, not {bad_seeds[0]}")
-        if isinstance(prompts, str):
-            prompt_list = [prompts] * len(seeds)
-        else:
-            prompt_list = list(prompts)
-            if len(prompt_list) != len(seeds):
-                raise ValueError(f"got {len(prompt_list)} prompts for {len(seeds)} seeds")
-        if steps < 1:
-            raise ValueError("steps must be at least 1")
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        prompt_list = _check_request(prompts, seeds, steps, batch_size)
+        width, height = self._size(width, height)
+        sampler = make_scheduler(scheduler, self.info.scheduler_config)
+        self.pipe.scheduler = sampler
+        n_batches = math.ceil(len(seeds) / batch_size)
+        results: list[GeneratedImage] = []
+        progress = _StepProgress(n_batches * steps, on_step, cancel, results, len(seeds))
+        versions = _all_library_versions()
+        for batch_number in range(n_batches):
+            if cancel_requested(cancel):
+                raise progress.stop()
+            chunk = slice(batch_number * batch_size, (batch_number + 1) * batch_size)
+            batch_prompts, batch_seeds = prompt_list[chunk], seeds[chunk]
+            arrays = self._sample_batch(
+                batch_prompts, batch_seeds, negative_prompt, steps, guidance, width, height,
+                progress.on_step_end,
+            )  # fmt: skip
+            progress.done = (batch_number + 1) * steps
+            created = datetime.now(UTC).isoformat()
+            for array, prompt, seed in zip(arrays, batch_prompts, batch_seeds):
+                provenance = self._provenance(
+                    prompt, negative_prompt, scheduler, sampler, steps, guidance, seed, width,
+                    height, versions, created,
+                )  # fmt: skip
+                results.append(GeneratedImage(array, provenance))
+                if on_image is not None:
+                    on_image(len(results) - 1, results[-1])
+            if on_batch is not None:
+                on_batch(len(results), len(seeds))
+        return results
+
+    def _size(self, width: int | None, height: int | None) -> tuple[int, int]:
         default = self.default_resolution()
         width = int(width or default)
         height = int(height or default)
@@ -215,76 +278,25 @@ class StableDiffusionGenerator:
             raise ValueError(
                 f"width and height must be multiples of {factor}, not {width}x{height}"
             )
+        return width, height
 
-        sampler = make_scheduler(scheduler, self.info.scheduler_config)
-        self.pipe.scheduler = sampler
-        n_batches = math.ceil(len(seeds) / batch_size)
-        total = n_batches * steps
-        done = 0
-
-        results: list[GeneratedImage] = []
-
-        def stop() -> GenerationCancelled:
-            return GenerationCancelled(
-                f"sampling cancelled after {len(results)} of {len(seeds)} image(s)", list(results)
-            )
-
-        def on_step_end(pipe, step_index, timestep, callback_kwargs):
-            nonlocal done
-            done += 1
-            if on_step is not None:
-                on_step(min(done, total), total)
-            if cancel_requested(cancel):
-                pipe._interrupt = True
-                raise stop()  # leaves the pipeline at once: no VAE decode of a batch to be dropped
-            return callback_kwargs
-
-        versions = _all_library_versions()
-        for batch_number in range(n_batches):
-            if cancel_requested(cancel):
-                raise stop()
-            chunk = slice(batch_number * batch_size, (batch_number + 1) * batch_size)
-            batch_seeds = seeds[chunk]
-            batch_prompts = prompt_list[chunk]
-            generators = [torch.Generator("cpu").manual_seed(seed) for seed in batch_seeds]
-            output = self.pipe(
-                prompt=batch_prompts,
-                negative_prompt=[negative_prompt] * len(batch_prompts) if negative_prompt else None,
-                num_inference_steps=steps,
-                guidance_scale=float(guidance),
-                width=width,
-                height=height,
-                generator=generators,
-                output_type="np",
-                callback_on_step_end=on_step_end,
-            )
-            done = (batch_number + 1) * steps
-            created = datetime.now(UTC).isoformat()
-            for array, prompt, seed in zip(
-                rgb_to_gray_uint8(output.images), batch_prompts, batch_seeds
-            ):
-                image = GeneratedImage(
-                    array,
-                    self._provenance(
-                        prompt,
-                        negative_prompt,
-                        scheduler,
-                        sampler,
-                        steps,
-                        guidance,
-                        seed,
-                        width,
-                        height,
-                        versions,
-                        created,
-                    ),
-                )
-                results.append(image)
-                if on_image is not None:
-                    on_image(len(results) - 1, image)
-            if on_batch is not None:
-                on_batch(len(results), len(seeds))
-        return results
+    def _sample_batch(
+        self, prompts, seeds, negative_prompt, steps, guidance, width, height, on_step_end
+    ) -> list[np.ndarray]:
+        """Grayscale images of one batch, each from a CPU generator seeded with its seed."""
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        output = self.pipe(
+            prompt=prompts,
+            negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
+            num_inference_steps=steps,
+            guidance_scale=float(guidance),
+            width=width,
+            height=height,
+            generator=generators,
+            output_type="np",
+            callback_on_step_end=on_step_end,
+        )
+        return rgb_to_gray_uint8(output.images)
 
     def _provenance(
         self,

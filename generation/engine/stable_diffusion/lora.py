@@ -152,10 +152,6 @@ class LoraTrainer:
         device: str | None = None,
         model_name: str | None = None,
     ):
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-        from peft import LoraConfig
-        from transformers import CLIPTextModel, CLIPTokenizer
-
         self.config = config or LoraTrainingConfig()
         self.config.validate()
         if self.config.train_text_encoder:
@@ -169,7 +165,22 @@ class LoraTrainer:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.dataset = dataset
+        self._place(device)
+        self._load_models()
+        self._add_adapters()
+        self._build_optimizer()
+        native = int(self.unet.config.sample_size) * 2 ** (
+            len(self.vae.config.block_out_channels) - 1
+        )
+        self.resolution = int(self.config.resolution or native)
+        self.rng = torch.Generator("cpu").manual_seed(int(self.config.seed))
+        self.step = 0
+        self.losses: list[tuple[int, float]] = []
+        self.last_checkpoint: Path | None = None
+        self.resumed_from: int | None = None
+        self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
+    def _place(self, device: str | None) -> None:
         placement = pick_placement(device, None)
         self.device = placement.device
         use_bf16 = (
@@ -181,6 +192,11 @@ class LoraTrainer:
         # and MPS train in fp32: fp16 LoRA training needs loss scaling and is not offered).
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
         self.weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
+
+    def _load_models(self) -> None:
+        """Tokenizer, text encoder, VAE, UNet and noise schedule, frozen, on the device."""
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
 
         path = str(self.info.path)
         variant = self.info.variant
@@ -204,13 +220,16 @@ class LoraTrainer:
             raise CheckpointError(
                 f"could not load the Stable Diffusion checkpoint {path}: {exc}"
             ) from exc
-
         for module in (self.vae, self.text_encoder, self.unet):
             module.requires_grad_(False)
             module.to(self.device)
             if self.weight_dtype != torch.float32:
                 module.to(dtype=self.weight_dtype)
         self.vae.eval()
+
+    def _add_adapters(self) -> None:
+        """LoRA on the UNet (and the text encoder if asked), trained in float32."""
+        from peft import LoraConfig
 
         rank = self.config.rank
         # The Gaussian LoRA init draws from the global RNG: seed it (without disturbing the
@@ -246,6 +265,7 @@ class LoraTrainer:
                 if param.requires_grad:
                     param.data = param.data.float()
 
+    def _build_optimizer(self) -> None:
         unet_params = [p for p in self.unet.parameters() if p.requires_grad]
         groups = [{"params": unet_params, "lr": self.config.learning_rate}]
         if self.config.train_text_encoder:
@@ -266,17 +286,6 @@ class LoraTrainer:
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
-
-        native = int(self.unet.config.sample_size) * 2 ** (
-            len(self.vae.config.block_out_channels) - 1
-        )
-        self.resolution = int(self.config.resolution or native)
-        self.rng = torch.Generator("cpu").manual_seed(int(self.config.seed))
-        self.step = 0
-        self.losses: list[tuple[int, float]] = []
-        self.last_checkpoint: Path | None = None
-        self.resumed_from: int | None = None
-        self._epoch_cache: tuple[int, torch.Tensor] | None = None
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -419,78 +428,16 @@ class LoraTrainer:
             if latest is not None:
                 self.load_checkpoint(latest)
                 self.resumed_from = self.step
-
         trainable = [self.unet] + ([self.text_encoder] if cfg.train_text_encoder else [])
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         for module in trainable:
             module.train()
-        accum = cfg.gradient_accumulation_steps
-        cancelled = False
         try:
-            while self.step < cfg.max_steps and not cancelled:
-                self.optimizer.zero_grad(set_to_none=True)
-                # a cancel inside an accumulation cycle drops the partial cycle, RNG draws included
-                rng_at_step_start = self.rng.get_state()
-                micro_losses = []
-                for micro in range(accum):
-                    if cancel_requested(cancel):
-                        self.rng.set_state(rng_at_step_start)
-                        cancelled = True
-                        break
-                    first = (self.step * accum + micro) * cfg.batch_size
-                    indices = [self._index_at(first + j) for j in range(cfg.batch_size)]
-                    pixels, prompts = self._batch(
-                        indices, rng=self.rng, dropout=cfg.caption_dropout
-                    )
-                    loss = self._loss(pixels, prompts, self.rng)
-                    if not torch.isfinite(loss.detach()):
-                        where = (
-                            f" (last good checkpoint: {self.last_checkpoint})"
-                            if self.last_checkpoint
-                            else ""
-                        )
-                        raise TrainingDivergedError(
-                            f"training loss became {float(loss.detach())} at step {self.step + 1}; lower the "
-                            f"learning rate (now {cfg.learning_rate:g}) or check the training images{where}"
-                        )
-                    (loss / accum).backward()
-                    micro_losses.append(float(loss.detach()))
-                if cancelled:
-                    break
-                if cfg.max_grad_norm and cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                self.optimizer.step()
-                self.lr_scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.step += 1
-                mean_loss = sum(micro_losses) / len(micro_losses)
-                self.losses.append((self.step, mean_loss))
-                self._log_loss(mean_loss)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
-                    self.save_checkpoint()
-                if (
-                    on_step is not None
-                    and on_step(self.step, cfg.max_steps, mean_loss) is False
-                    or self.step < cfg.max_steps
-                    and cancel_requested(cancel)
-                ):
-                    cancelled = True
+            cancelled = self._train_steps(on_step, cancel)
         finally:
             for module in trainable:
                 module.eval()
             self.optimizer.zero_grad(set_to_none=True)
-
-        unsaved = (
-            self.last_checkpoint is None or self._checkpoint_step(self.last_checkpoint) != self.step
-        )
-        lora_dir = None
-        if cancelled:
-            if cfg.checkpoint_on_cancel and unsaved and self.step > 0:
-                self.save_checkpoint()
-        else:
-            if unsaved:
-                self.save_checkpoint()
-            lora_dir = self._export_final()
+        lora_dir = self._save_final(cancelled)
         return LoraTrainingResult(
             output_dir=self.output_dir,
             step=self.step,
@@ -502,6 +449,79 @@ class LoraTrainer:
             losses=list(self.losses),
             resumed_from=self.resumed_from,
         )
+
+    def _train_steps(self, on_step: TrainStepCallback | None, cancel: Any) -> bool:
+        """Optimizer steps up to max_steps, logged and checkpointed; True if stopped early."""
+        cfg = self.config
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        while self.step < cfg.max_steps:
+            self.optimizer.zero_grad(set_to_none=True)
+            micro_losses = self._accumulate(cancel)
+            if micro_losses is None:
+                return True
+            if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            mean_loss = sum(micro_losses) / len(micro_losses)
+            self.losses.append((self.step, mean_loss))
+            self._log_loss(mean_loss)
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                self.save_checkpoint()
+            if (
+                on_step is not None
+                and on_step(self.step, cfg.max_steps, mean_loss) is False
+                or self.step < cfg.max_steps
+                and cancel_requested(cancel)
+            ):
+                return True
+        return False
+
+    def _accumulate(self, cancel: Any) -> list[float] | None:
+        """The losses of one accumulation cycle (gradients summed); None if cancelled in it."""
+        cfg = self.config
+        accum = cfg.gradient_accumulation_steps
+        # a cancel inside an accumulation cycle drops the partial cycle, RNG draws included
+        rng_at_step_start = self.rng.get_state()
+        micro_losses = []
+        for micro in range(accum):
+            if cancel_requested(cancel):
+                self.rng.set_state(rng_at_step_start)
+                return None
+            micro_losses.append(self._micro_step((self.step * accum + micro) * cfg.batch_size))
+        return micro_losses
+
+    def _micro_step(self, first: int) -> float:
+        """Loss of the micro-batch starting at dataset position `first`, back-propagated."""
+        cfg = self.config
+        indices = [self._index_at(first + j) for j in range(cfg.batch_size)]
+        pixels, prompts = self._batch(indices, rng=self.rng, dropout=cfg.caption_dropout)
+        loss = self._loss(pixels, prompts, self.rng)
+        if not torch.isfinite(loss.detach()):
+            where = (
+                f" (last good checkpoint: {self.last_checkpoint})" if self.last_checkpoint else ""
+            )
+            raise TrainingDivergedError(
+                f"training loss became {float(loss.detach())} at step {self.step + 1}; lower the "
+                f"learning rate (now {cfg.learning_rate:g}) or check the training images{where}"
+            )
+        (loss / cfg.gradient_accumulation_steps).backward()
+        return float(loss.detach())
+
+    def _save_final(self, cancelled: bool) -> Path | None:
+        """The last checkpoint if not saved yet and, when training finished, the `lora/` export."""
+        unsaved = (
+            self.last_checkpoint is None or self._checkpoint_step(self.last_checkpoint) != self.step
+        )
+        if cancelled:
+            if self.config.checkpoint_on_cancel and unsaved and self.step > 0:
+                self.save_checkpoint()
+            return None
+        if unsaved:
+            self.save_checkpoint()
+        return self._export_final()
 
     def _log_loss(self, loss: float) -> None:
         record = {
