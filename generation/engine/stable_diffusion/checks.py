@@ -110,6 +110,29 @@ def check_checkpoint(path: str | os.PathLike, *, hash_weights: bool = True) -> C
     Raises CheckpointError naming what is missing or what the folder is instead. With
     `hash_weights`, the UNet weights are hashed (cached) for provenance.
     """
+    folder = _existing_folder(path)
+    _check_model_index(folder)
+    pipeline_class = _check_pipeline(folder)
+    _check_components(folder)
+    unet_class = _read_json(folder / "unet" / "config.json").get("_class_name")
+    if unet_class != "UNet2DConditionModel":
+        raise CheckpointError(
+            f"{folder}/unet holds a {unet_class}, not a text-conditioned UNet2DConditionModel"
+        )
+    scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
+    unet_files, variant = _find_weights(folder / "unet")
+    return CheckpointInfo(
+        path=folder.resolve(),
+        pipeline_class=pipeline_class,
+        unet_weights=tuple(unet_files),
+        unet_sha256=weights_sha256(unet_files) if hash_weights else "",
+        variant=variant,
+        prediction_type=str(scheduler_config.get("prediction_type", "epsilon")),
+        scheduler_config=scheduler_config,
+    )
+
+
+def _existing_folder(path: str | os.PathLike | None) -> Path:
     if path is None or str(path).strip() == "":
         raise CheckpointError("no Stable Diffusion checkpoint folder was configured")
     folder = Path(path).expanduser()
@@ -117,7 +140,11 @@ def check_checkpoint(path: str | os.PathLike, *, hash_weights: bool = True) -> C
         raise CheckpointError(f"Stable Diffusion checkpoint folder {folder} does not exist")
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is a file, not a diffusers checkpoint folder")
+    return folder
 
+
+def _check_model_index(folder: Path) -> None:
+    """A pipeline folder has a model_index.json; a bare model folder is named as such."""
     index_path = folder / "model_index.json"
     if not index_path.is_file():
         config_path = folder / "config.json"
@@ -134,6 +161,10 @@ def check_checkpoint(path: str | os.PathLike, *, hash_weights: bool = True) -> C
             "(expected model_index.json and unet/, vae/, text_encoder/, tokenizer/, scheduler/)"
         )
 
+
+def _check_pipeline(folder: Path) -> str:
+    """The pipeline class, when it is an SD 1.x / 2.x-style text-to-image pipeline."""
+    index_path = folder / "model_index.json"
     model_index = _read_json(index_path)
     pipeline_class = str(model_index.get("_class_name", ""))
     if "text_encoder_2" in model_index or "XL" in pipeline_class:
@@ -147,7 +178,11 @@ def check_checkpoint(path: str | os.PathLike, *, hash_weights: bool = True) -> C
             f"{folder} holds a {pipeline_class or 'pipeline'} whose model_index.json lists no "
             f"{', '.join(absent)}; this is not a text-to-image Stable Diffusion checkpoint"
         )
+    return pipeline_class
 
+
+def _check_components(folder: Path) -> None:
+    """Every component's folder, config and weights are there."""
     missing_dirs = [name for name in REQUIRED_COMPONENTS if not (folder / name).is_dir()]
     if missing_dirs:
         raise CheckpointError(
@@ -170,23 +205,6 @@ def check_checkpoint(path: str | os.PathLike, *, hash_weights: bool = True) -> C
         problems.append("tokenizer/tokenizer.json (or vocab.json + merges.txt)")
     if problems:
         raise CheckpointError(f"{folder} is incomplete: missing {'; '.join(problems)}")
-
-    unet_class = _read_json(folder / "unet" / "config.json").get("_class_name")
-    if unet_class != "UNet2DConditionModel":
-        raise CheckpointError(
-            f"{folder}/unet holds a {unet_class}, not a text-conditioned UNet2DConditionModel"
-        )
-    scheduler_config = _read_json(folder / "scheduler" / "scheduler_config.json")
-    unet_files, variant = _find_weights(folder / "unet")
-    return CheckpointInfo(
-        path=folder.resolve(),
-        pipeline_class=pipeline_class,
-        unet_weights=tuple(unet_files),
-        unet_sha256=weights_sha256(unet_files) if hash_weights else "",
-        variant=variant,
-        prediction_type=str(scheduler_config.get("prediction_type", "epsilon")),
-        scheduler_config=scheduler_config,
-    )
 
 
 def check_lora_folder(path: str | os.PathLike) -> Path:
