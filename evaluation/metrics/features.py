@@ -350,12 +350,7 @@ def train_feature_extractor(
     two images or labels that do not match the images.
     """
     items = as_image_list(images, "training images")
-    if len(items) < 2:
-        raise ValueError(
-            f"training the feature extractor needs at least 2 images, got {len(items)}"
-        )
-    if epochs < 1:
-        raise ValueError("epochs must be >= 1")
+    _check_inputs(len(items), epochs)
     labels, classes, targets = _targets(labels, len(items))
     config = ExtractorConfig(
         input_size=input_size, width=width, feature_dim=feature_dim, n_classes=len(classes)
@@ -373,20 +368,14 @@ def train_feature_extractor(
         ]
         network.eval()
         _standardise(network, x)
-    objective = (
-        "reconstruction + finding classification" if targets is not None else "reconstruction"
-    )
     training = {
-        "n_images": len(items),
-        "epochs": epochs,
-        "seed": seed,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "max_shift": max_shift,
-        "objective": objective,
+        "n_images": len(items), "epochs": epochs, "seed": seed, "batch_size": batch_size,
+        "learning_rate": learning_rate, "max_shift": max_shift,
+        "objective": "reconstruction + finding classification" if targets is not None
+        else "reconstruction",
         "label_counts": {c: labels.count(c) for c in classes} if targets is not None else {},
         "loss_per_epoch": history,
-    }
+    }  # fmt: skip
     return FeatureExtractor(
         network,
         version=version or f"{ARCHITECTURE}@{input_size}px",
@@ -394,6 +383,13 @@ def train_feature_extractor(
         training=training,
         training_fingerprints=(fingerprint(image) for image in items),
     )
+
+
+def _check_inputs(n_images: int, epochs: int) -> None:
+    if n_images < 2:
+        raise ValueError(f"training the feature extractor needs at least 2 images, got {n_images}")
+    if epochs < 1:
+        raise ValueError("epochs must be >= 1")
 
 
 def _targets(labels: Sequence[str] | None, n_images: int):

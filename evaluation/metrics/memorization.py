@@ -191,20 +191,13 @@ def find_memorized(
     counts = np.bincount(train_groups) if train_groups.size else np.zeros(0, np.int64)
     distinct = int((counts > 0).sum())
     in_training = int(np.isin(reference_groups, train_groups).sum())
-    base = {
-        "n_training": len(training_items),
-        "n_synthetic": len(synthetic_items),
-        "calibration": _calibration(
+    base = _report_base(
+        len(training_items), len(synthetic_items), extractor, pixel_size, in_training,
+        duplicates=int((counts[train_groups] > 1).sum()) if train_groups.size else 0,
+        calibration=_calibration(
             use_reference, pixel_size, feature_percentile, correlation_percentile
         ),
-        "duplicate_training_images": int((counts[train_groups] > 1).sum())
-        if train_groups.size
-        else 0,
-        "reference_in_training": in_training,
-        "pixel_size": pixel_size,
-        "extractor_version": extractor.version,
-        "extractor_sha256": extractor.sha256,
-    }
+    )  # fmt: skip
     reason = _not_defined(
         len(synthetic_items), len(training_items), len(reference_items), distinct, in_training
     )
@@ -233,6 +226,29 @@ def find_memorized(
     return MemorizationReport(
         matches, *thresholds, n_calibration=int(usable.sum()), notes=tuple(notes), **base
     )
+
+
+def _report_base(
+    n_training: int,
+    n_synthetic: int,
+    extractor: FeatureExtractor,
+    pixel_size: int,
+    in_training: int,
+    *,
+    duplicates: int,
+    calibration: str,
+) -> dict:
+    """The report's fields that do not depend on the thresholds."""
+    return {
+        "n_training": n_training,
+        "n_synthetic": n_synthetic,
+        "calibration": calibration,
+        "duplicate_training_images": duplicates,
+        "reference_in_training": in_training,
+        "pixel_size": pixel_size,
+        "extractor_version": extractor.version,
+        "extractor_sha256": extractor.sha256,
+    }  # fmt: skip
 
 
 def _calibration(

@@ -218,23 +218,29 @@ def save_checkpoint(
             "library_versions": library_versions(),
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True))
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                _fsync_file(path)
-        _fsync_dir(tmp)
-        if final.exists():  # re-writing a step (resumed from an older checkpoint): swap it out
-            old = root / f"{_TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-        _fsync_dir(root)
+        _move_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     prune_checkpoints(model_dir, keep)
     return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Sync every file of `tmp` to disk, then rename it to `final` (swapping out an older one)."""
+    root = final.parent
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            _fsync_file(path)
+    _fsync_dir(tmp)
+    if final.exists():  # re-writing a step (resumed from an older checkpoint): swap it out
+        old = root / f"{_TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(root)
 
 
 # --------------------------------------------------------------------------------- loading

@@ -221,21 +221,16 @@ def sample(
     requests = _normalise_requests(model, findings, seeds)
     placement = pick_placement(device, precision)
     dev = placement.device
-    on_cuda = dev.type == "cuda"
-    use_channels_last = on_cuda and (channels_last is None or channels_last)
-    use_compile = bool(compile) and on_cuda
+    use_channels_last = dev.type == "cuda" and (channels_last is None or channels_last)
+    use_compile = bool(compile) and dev.type == "cuda"
     unet = _prepare_unet(model, dev, use_channels_last, use_compile)
     base = _provenance(model, placement, scheduler, steps, guidance, eta, use_compile)
     options = {
-        "null_class": model.config.null_class,
-        "steps": steps,
-        "guidance": float(guidance),
-        "eta": eta,
-        "autocast_dtype": placement.dtype,
+        "null_class": model.config.null_class, "steps": steps, "eta": eta,
+        "guidance": float(guidance), "autocast_dtype": placement.dtype, "cancel": cancel,
         "channels_last": use_channels_last,
-        "cancel": cancel,
         "on_step": _step_counter(on_step, steps, len(requests), batch_size),
-    }
+    }  # fmt: skip
     done: list[SampledImage] = []
     for start in range(0, len(requests), batch_size):
         chunk = requests[start : start + batch_size]

@@ -240,8 +240,7 @@ class StableDiffusionGenerator:
             return []
         prompt_list = _check_request(prompts, seeds, steps, batch_size)
         width, height = self._size(width, height)
-        sampler = make_scheduler(scheduler, self.info.scheduler_config)
-        self.pipe.scheduler = sampler
+        self.pipe.scheduler = sampler = make_scheduler(scheduler, self.info.scheduler_config)
         n_batches = math.ceil(len(seeds) / batch_size)
         results: list[GeneratedImage] = []
         progress = _StepProgress(n_batches * steps, on_step, cancel, results, len(seeds))

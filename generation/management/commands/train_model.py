@@ -127,11 +127,28 @@ class Command(BaseCommand):
                 transaction.set_rollback(True)
                 raise CommandError(str(error)) from None
 
+        result = self._run_with_progress(generator, run, created, options["no_progress"])
+        if result is None or result.status != JobStatus.SUCCEEDED:
+            error = (result.error if result else "") or "training did not finish"
+            self._clean_up(generator, run, created)
+            raise CommandError(error)
+        generator.refresh_from_db()
+        self.stdout.write(
+            f"trained {name} to step {result.step} (loss {result.latest_loss:.4f}); "
+            f"{len(generator.checkpoints)} checkpoint(s) in {generator.folder}"
+            if result.latest_loss is not None
+            else f"{name} was already trained to step {result.step}; nothing to do"
+        )
+
+    def _run_with_progress(
+        self, generator: GeneratorModel, run: TrainingRun, created: bool, quiet: bool
+    ) -> TrainingRun | None:
+        """Run the training here with a progress bar; an interrupted run is marked failed."""
         bar = tqdm(
             total=run.total_steps,
             initial=min(generator.trained_steps, run.total_steps),
             unit="step",
-            disable=options["no_progress"],
+            disable=quiet,
         )
 
         def on_progress(done: int, total: int, loss: float | None) -> None:
@@ -149,17 +166,7 @@ class Command(BaseCommand):
             self._clean_up(generator, run, created)
             raise
         bar.close()
-        if result is None or result.status != JobStatus.SUCCEEDED:
-            error = (result.error if result else "") or "training did not finish"
-            self._clean_up(generator, run, created)
-            raise CommandError(error)
-        generator.refresh_from_db()
-        self.stdout.write(
-            f"trained {name} to step {result.step} (loss {result.latest_loss:.4f}); "
-            f"{len(generator.checkpoints)} checkpoint(s) in {generator.folder}"
-            if result.latest_loss is not None
-            else f"{name} was already trained to step {result.step}; nothing to do"
-        )
+        return result
 
     # ------------------------------------------------------------------------------------------
     def _params(self, kind: str, options) -> dict:
@@ -174,9 +181,7 @@ class Command(BaseCommand):
         self._refuse_options_of_other_kinds(kind, options)
         mapping.update({param: option for option, param in own.items() if param})
         params = {
-            key: options[option]
-            for key, option in mapping.items()
-            if _given(options.get(option))
+            key: options[option] for key, option in mapping.items() if _given(options.get(option))
         }
         if options["findings"]:
             params["findings"] = options["findings"]
