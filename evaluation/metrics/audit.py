@@ -56,7 +56,6 @@ from email.utils import parsedate_to_datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from scipy.ndimage import convolve
 
 from readerstudy.analysis import Estimate, NotDefined, Value, auc_estimate
 
@@ -293,6 +292,8 @@ def image_cues(content: bytes) -> dict[str, float | str]:
     )
     h, w = grey.shape
     if h >= 3 and w >= 3:
+        from scipy.ndimage import convolve  # here: the web process imports this module, not scipy
+
         response = convolve(grey, _IMMERKAER, mode="reflect")[1:-1, 1:-1]
         cues["noise_sigma"] = float(
             math.sqrt(math.pi / 2) * np.abs(response).sum() / (6 * (w - 2) * (h - 2))
