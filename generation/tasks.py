@@ -68,11 +68,6 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
 
 
 # ============================================================================== training
-def check_params(kind: str, params: dict) -> None:
-    """JobError naming any setting this kind of model does not take (None values ignored)."""
-    backend_for(kind).check_params(params)
-
-
 def _read_loss_curve(path: Path) -> list[list[float]]:
     if not path.is_file():
         return []
