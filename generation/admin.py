@@ -13,7 +13,8 @@ from django.db.models import Count, OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 
-from generation.models import GeneratorKind, GeneratorModel, JobStatus, TrainingRun
+from generation.backends import backend_for
+from generation.models import GeneratorModel, JobStatus, TrainingRun
 
 # the model folder is MODEL_ROOT/name, and kind decides how it is read: both fixed once made
 FIXED_ONCE_CREATED = ("name", "kind")
@@ -27,12 +28,14 @@ class GeneratorModelAdminForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         kind = data.get("kind") or (self.instance.kind if self.instance.pk else None)
-        if self.instance.pk is None and kind == GeneratorKind.DDPM:
+        backend = backend_for(kind) if kind else None
+        if self.instance.pk is None and backend and backend.made_by_training:
             self.add_error(
                 "kind", "Pixel diffusion models are made by training: use “Train a model”."
             )
         if (
-            kind == GeneratorKind.STABLE_DIFFUSION
+            backend
+            and backend.needs_base_checkpoint
             and not (data.get("base_checkpoint") or "").strip()
         ):
             self.add_error("base_checkpoint", "Stable Diffusion needs a base checkpoint folder.")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image as PILImage
 
-from generation.models import GeneratorKind, GeneratorModel
+from generation.backends import backend_for
+from generation.models import GeneratorModel
 from pool.models import Image, Truth
 
 
@@ -58,10 +59,11 @@ def resolve_findings(generator: GeneratorModel) -> list[str]:
 
 def check_training_set(generator: GeneratorModel) -> int:
     """Number of training images for `generator`; DatasetError if there are none."""
-    if generator.kind == GeneratorKind.IMAGE_API:
+    backend = backend_for(generator.kind)
+    if not backend.trainable:
         return 0
     findings = resolve_findings(generator)
-    if generator.kind == GeneratorKind.DDPM and not findings:
+    if not backend.takes_prompt and not findings:
         raise DatasetError(
             f"the training set is empty: the pool has no real {generator.modality} images with "
             f"a finding (a ddpm model learns one class per finding). Import some first "

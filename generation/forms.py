@@ -7,7 +7,6 @@ folder, a prompt for a class-conditional model. The views then call the services
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -15,24 +14,17 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db.models import Exists, OuterRef, QuerySet
 
+from generation.backends import backend_for, trainable_kinds
+from generation.backends.base import model_findings
+from generation.backends.ddpm import PRESETS as DDPM_PRESETS
 from generation.models import GeneratorKind, GeneratorModel, JobStatus, Scheduler, TrainingRun
 from pool.models import Image, Modality, Truth
 from readerstudy.models import ReadingSlot, Study, StudyStatus
 
-TRAINABLE_KINDS = [
-    (GeneratorKind.DDPM.value, GeneratorKind.DDPM.label),
-    (GeneratorKind.STABLE_DIFFUSION.value, GeneratorKind.STABLE_DIFFUSION.label),
-]
-TEXT_KINDS = (GeneratorKind.STABLE_DIFFUSION, GeneratorKind.IMAGE_API)
+TRAINABLE_KINDS = [(kind, GeneratorKind(kind).label) for kind in trainable_kinds()]
 MIN_RESOLUTION = 64
 MAX_RESOLUTION = 512
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-# the ddpm engine's presets (generation.engine.ddpm.PRESETS), named here without importing torch
-DDPM_PRESETS = [
-    ("small", "small: about 7M parameters, 64 × 64 on a CPU"),
-    ("base", "base: about 73M parameters, 128 or 256 on a GPU"),
-    ("tiny", "tiny: a few channels, for trying the pipeline only"),
-]
 
 
 def parse_findings(raw: str) -> list[str]:
@@ -63,34 +55,16 @@ def real_findings(modality: str) -> dict[str, str]:
     return spellings
 
 
-def model_findings(generator: GeneratorModel) -> list[str]:
-    """The class labels a ddpm model was trained on (its folder's list once it has one)."""
-    return [str(f) for f in (generator.config or {}).get("findings") or generator.findings or []]
-
-
 def eligible_studies() -> QuerySet[Study]:
     """Studies images may still be added to: drafts whose readers' orders are not drawn."""
     drawn = ReadingSlot.objects.filter(assignment__study=OuterRef("pk"))
     return Study.objects.filter(status=StudyStatus.DRAFT).filter(~Exists(drawn)).order_by("title")
 
 
-def has_checkpoint(generator: GeneratorModel) -> bool:
-    """A ddpm model can sample once its first checkpoint is written.
-
-    Workers record checkpoints on the model row (any web server sees them); a folder on this
-    machine's disk counts too (a model trained with the command on the same machine).
-    """
-    if generator.checkpoints or generator.trained_steps:
-        return True
-    from generation.engine.checkpoints import latest_checkpoint
-
-    return latest_checkpoint(generator.folder) is not None
-
-
 class TrainForm(forms.Form):
     kind = forms.ChoiceField(
         choices=TRAINABLE_KINDS,
-        initial=GeneratorKind.DDPM,
+        initial=TRAINABLE_KINDS[0][0],
         error_messages={
             "invalid_choice": "“%(value)s” cannot be trained here: choose pixel diffusion (ddpm) "
             "or Stable Diffusion. A hosted image API is not trainable; use it from Generate."
@@ -180,10 +154,8 @@ class TrainForm(forms.Form):
         modality = data.get("modality")
         if modality and data.get("findings"):
             self._check_findings_in_pool(modality, data["findings"])
-        if kind == GeneratorKind.STABLE_DIFFUSION:
-            self._check_base_checkpoint(data.get("base_checkpoint", "").strip())
-            if data.get("lora_rank") is None and "lora_rank" not in self.errors:
-                self.add_error("lora_rank", "Stable Diffusion fine-tuning needs a LoRA rank.")
+        if kind:
+            backend_for(kind).clean_train_form(self, data)
         if kind and self.existing is not None:
             self._check_existing(self.existing, data)
         return data
@@ -203,19 +175,6 @@ class TrainForm(forms.Form):
             return
         self.cleaned_data["findings"] = list(dict.fromkeys(known[f.lower()] for f in findings))
 
-    def _check_base_checkpoint(self, folder: str) -> None:
-        if not folder:
-            self.add_error("base_checkpoint", "Stable Diffusion needs a base checkpoint folder.")
-            return
-        from generation.engine.stable_diffusion import CheckpointError, check_checkpoint
-
-        try:
-            check_checkpoint(folder, hash_weights=False)
-        except CheckpointError as error:
-            self.add_error("base_checkpoint", str(error))
-        else:
-            self.cleaned_data["base_checkpoint"] = str(Path(folder).expanduser())
-
     def _check_existing(self, generator: GeneratorModel, data: dict[str, Any]) -> None:
         """Training an existing model continues it: it must be the same model."""
         if generator.kind != data["kind"]:
@@ -230,8 +189,7 @@ class TrainForm(forms.Form):
             "findings": (model_findings(generator), data.get("findings")),
             "resolution": (generator.resolution, data.get("resolution")),
         }
-        if generator.kind == GeneratorKind.STABLE_DIFFUSION:
-            fixed["base checkpoint"] = (generator.base_checkpoint, data.get("base_checkpoint"))
+        fixed.update(backend_for(generator.kind).fixed_on_continue(generator, data))
         changed = [name for name, (old, new) in fixed.items() if new is not None and old != new]
         if changed:
             self.add_error(
@@ -257,21 +215,14 @@ class TrainForm(forms.Form):
             modality=data["modality"],
             findings=data["findings"],
             resolution=data["resolution"],
-            base_checkpoint=data["base_checkpoint"]
-            if data["kind"] == GeneratorKind.STABLE_DIFFUSION
-            else "",
+            base_checkpoint=backend_for(data["kind"]).base_checkpoint_from(data),
             created_by=user,
         )
 
     def params(self) -> dict[str, Any]:
         """The run's settings, named as `generation.tasks` reads them."""
         data = self.cleaned_data
-        params: dict[str, Any] = {"batch_size": data["batch_size"], "lr": data["learning_rate"]}
-        if data["kind"] == GeneratorKind.STABLE_DIFFUSION:
-            params["lora_rank"] = data["lora_rank"]
-        else:
-            params["preset"] = data.get("preset") or "small"
-        return params
+        return backend_for(data["kind"]).train_form_params(data)
 
 
 class GenerateForm(forms.Form):
@@ -338,48 +289,10 @@ class GenerateForm(forms.Form):
                 data[name] = data[name].strip()
         generator: GeneratorModel | None = data.get("generator")
         if generator is not None:
-            if generator.kind == GeneratorKind.DDPM:
-                self._check_class_conditional(generator, data)
-            else:
-                self._check_text_model(generator, data)
+            backend_for(generator.kind).clean_generate_form(self, generator, data)
         if data.get("keep_study_balance") and not data.get("study"):
             self.add_error("keep_study_balance", "Choose a study to keep the balance of.")
         return data
-
-    def _check_class_conditional(self, generator: GeneratorModel, data: dict[str, Any]) -> None:
-        if data.get("prompt"):
-            self.add_error(
-                "prompt",
-                f"“{generator.name}” is a class-conditional pixel diffusion model: it takes a "
-                f"finding, not a prompt.",
-            )
-        if data.get("negative_prompt"):
-            self.add_error("negative_prompt", "Pixel diffusion models take no negative prompt.")
-        finding = data.get("finding", "")
-        findings = model_findings(generator)
-        known = ", ".join(findings) or "none"
-        matches = [name for name in findings if name.lower() == finding.lower()]
-        if not finding:
-            self.add_error(
-                "finding", f"Choose the finding to draw; “{generator.name}” knows: {known}."
-            )
-        elif not matches:
-            self.add_error(
-                "finding", f"“{generator.name}” was not trained on “{finding}”; it knows: {known}."
-            )
-        else:
-            data["finding"] = matches[0]
-        if not has_checkpoint(generator):
-            self.add_error(
-                "generator",
-                f"“{generator.name}” has no checkpoint yet: wait for its training run to write one.",
-            )
-
-    def _check_text_model(self, generator: GeneratorModel, data: dict[str, Any]) -> None:
-        if not data.get("prompt") and not data.get("finding"):
-            self.add_error("prompt", "Give a prompt, or a finding to build one from.")
-        if generator.kind == GeneratorKind.IMAGE_API and data.get("negative_prompt"):
-            self.add_error("negative_prompt", "The image API takes no negative prompt.")
 
     def job_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data

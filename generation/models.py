@@ -78,6 +78,12 @@ class GeneratorModel(models.Model):
         return self.name
 
     @property
+    def trainable(self) -> bool:
+        from generation.backends import backend_for
+
+        return backend_for(self.kind).trainable
+
+    @property
     def folder(self):
         return settings.MODEL_ROOT / self.name
 

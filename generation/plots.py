@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.utils.html import escape
@@ -99,21 +100,7 @@ def loss_curve_svg(
     losses = [loss for _, loss in points]
     log_scale = min(losses) > 0 and max(losses) / min(losses) > 20
     values = [math.log10(v) for v in losses] if log_scale else losses
-    x0, x1 = min(steps), max(steps)
-    y0, y1 = min(values), max(values)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    if y1 == y0:
-        pad = abs(y0) * 0.1 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
-    def sx(x: float) -> float:
-        return LEFT + (x - x0) / (x1 - x0) * plot_w
-
-    def sy(y: float) -> float:
-        return TOP + plot_h - (y - y0) / (y1 - y0) * plot_h
-
+    axes = _Axes.around(steps, values)
     parts = [
         (
             f'<svg class="loss-curve" xmlns="http://www.w3.org/2000/svg" '
@@ -122,50 +109,102 @@ def loss_curve_svg(
         ),
         f"<title>{escape(title)}</title>",
         (
-            f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
-            f'stroke="currentColor" stroke-opacity="0.3"/>'
+            f'<rect x="{LEFT}" y="{TOP}" width="{axes.plot_w}" height="{axes.plot_h}" '
+            f'fill="none" stroke="currentColor" stroke-opacity="0.3"/>'
         ),
+        *_y_grid(axes, log_scale),
+        *_x_labels(axes),
+        *_line(axes, steps, values),
+        *_axis_titles(axes, log_scale),
     ]
+    last_step, last_loss = points[-1]
+    parts.append(
+        f'<text x="{LEFT + axes.plot_w - 4}" y="{TOP + 14}" text-anchor="end" font-size="11" '
+        f'fill="currentColor">{escape(f"step {last_step}: {_format(last_loss)}")}</text>'
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # all text above is escaped, or numbers we formatted
+
+
+@dataclass(frozen=True)
+class _Axes:
+    """The data ranges and the plot area they map onto."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    plot_w: int = WIDTH - LEFT - RIGHT
+    plot_h: int = HEIGHT - TOP - BOTTOM
+
+    @classmethod
+    def around(cls, xs: list[float], ys: list[float]) -> _Axes:
+        x0, x1 = min(xs), max(xs)
+        y0, y1 = min(ys), max(ys)
+        if x1 == x0:
+            x0, x1 = x0 - 1, x1 + 1
+        if y1 == y0:
+            pad = abs(y0) * 0.1 or 1.0
+            y0, y1 = y0 - pad, y1 + pad
+        return cls(x0, x1, y0, y1)
+
+    def sx(self, x: float) -> float:
+        return LEFT + (x - self.x0) / (self.x1 - self.x0) * self.plot_w
+
+    def sy(self, y: float) -> float:
+        return TOP + self.plot_h - (y - self.y0) / (self.y1 - self.y0) * self.plot_h
+
+
+def _y_grid(axes: _Axes, log_scale: bool) -> list[str]:
+    y0, y1 = axes.y0, axes.y1
     if log_scale:
         y_ticks = [float(e) for e in range(math.ceil(y0), math.floor(y1) + 1)] or [y0, y1]
         y_labels = [_format(10**t) for t in y_ticks]
     else:
         y_ticks = _nice_ticks(y0, y1)
         y_labels = [_format(t) for t in y_ticks]
+    parts = []
     for tick, label in zip(y_ticks, y_labels, strict=True):
-        y = sy(tick)
+        y = axes.sy(tick)
         parts.append(
-            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'<line x1="{LEFT}" x2="{LEFT + axes.plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="currentColor" stroke-opacity="0.12"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
             f'fill="currentColor">{escape(label)}</text>'
         )
-    for tick in _nice_ticks(x0, x1, whole=True):
-        x = sx(tick)
-        parts.append(
-            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" font-size="11" '
-            f'fill="currentColor">{escape(_format(tick))}</text>'
-        )
+    return parts
+
+
+def _x_labels(axes: _Axes) -> list[str]:
+    return [
+        f'<text x="{axes.sx(tick):.1f}" y="{TOP + axes.plot_h + 16}" text-anchor="middle" '
+        f'font-size="11" fill="currentColor">{escape(_format(tick))}</text>'
+        for tick in _nice_ticks(axes.x0, axes.x1, whole=True)
+    ]
+
+
+def _line(axes: _Axes, steps: list[float], values: list[float]) -> list[str]:
     path = " ".join(
-        f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}"
+        f"{'M' if i == 0 else 'L'}{axes.sx(x):.1f},{axes.sy(y):.1f}"
         for i, (x, y) in enumerate(zip(steps, values))
     )
-    parts.append(f'<path d="{path}" fill="none" stroke="#417690" stroke-width="1.5"/>')
-    if len(points) == 1:
+    parts = [f'<path d="{path}" fill="none" stroke="#417690" stroke-width="1.5"/>']
+    if len(steps) == 1:
         parts.append(
-            f'<circle cx="{sx(steps[0]):.1f}" cy="{sy(values[0]):.1f}" r="3" fill="#417690"/>'
+            f'<circle cx="{axes.sx(steps[0]):.1f}" cy="{axes.sy(values[0]):.1f}" r="3" '
+            f'fill="#417690"/>'
         )
+    return parts
+
+
+def _axis_titles(axes: _Axes, log_scale: bool) -> list[str]:
     axis = "loss (log scale)" if log_scale else "loss"
-    parts.append(
-        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" font-size="12" '
-        f'fill="currentColor">step</text>'
-        f'<text x="14" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" font-size="12" '
-        f'fill="currentColor" transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{escape(axis)}</text>'
-    )
-    last_step, last_loss = points[-1]
-    parts.append(
-        f'<text x="{LEFT + plot_w - 4}" y="{TOP + 14}" text-anchor="end" font-size="11" '
-        f'fill="currentColor">{escape(f"step {last_step}: {_format(last_loss)}")}</text>'
-    )
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # all text above is escaped, or numbers we formatted
+    middle = TOP + axes.plot_h / 2
+    return [
+        (
+            f'<text x="{LEFT + axes.plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle" '
+            f'font-size="12" fill="currentColor">step</text>'
+            f'<text x="14" y="{middle:.1f}" text-anchor="middle" font-size="12" '
+            f'fill="currentColor" transform="rotate(-90 14 {middle:.1f})">{escape(axis)}</text>'
+        )
+    ]

@@ -24,10 +24,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from generation.backends import JobError, backend_for
 from generation.models import (
     FINISHED,
     GenerationJob,
-    GeneratorKind,
     GeneratorModel,
     JobStatus,
     Scheduler,
@@ -123,13 +123,6 @@ def _enqueue(task, job: Job, kwargs: dict) -> None:
 
 
 # ------------------------------------------------------------------------------ validation
-def _model_findings(generator: GeneratorModel) -> list[str]:
-    """The class labels of a ddpm model: from the trained folder when there is one."""
-    config = generator.config or {}
-    findings = config.get("findings") or generator.findings or []
-    return [str(f) for f in findings]
-
-
 def _check_generation(
     generator,
     *,
@@ -167,63 +160,32 @@ def _check_generation(
         raise InvalidJob(
             f"unknown scheduler {scheduler!r}; choose one of {', '.join(Scheduler.values)}"
         )
-    finding = (finding or "").strip()
-    prompt = (prompt or "").strip()
-    if generator.kind == GeneratorKind.DDPM:
-        if prompt or (negative_prompt or "").strip():
-            raise InvalidJob(
-                f"model {generator.name!r} is a class-conditional ddpm model: it takes a finding "
-                f"({', '.join(_model_findings(generator)) or 'none trained yet'}), not a text prompt"
-            )
-        findings = _model_findings(generator)
-        if not findings or not generator.trained_steps:
-            raise InvalidJob(
-                f"model {generator.name!r} has no checkpoint yet: train it first (or wait for "
-                f"its training run to reach its first checkpoint)"
-            )
-        if not finding:
-            raise InvalidJob(
-                f"choose a finding for model {generator.name!r}: one of {', '.join(findings)}"
-            )
-        matches = [f for f in findings if f.lower() == finding.lower()]
-        if not matches:
-            raise InvalidJob(
-                f"unknown finding {finding!r} for model {generator.name!r}; it knows: "
-                f"{', '.join(findings)}"
-            )
-        return matches[0]
-    if not prompt and not finding:
-        raise InvalidJob(
-            f"model {generator.name!r} is a text-to-image model: give a prompt or a finding "
-            f"(a prompt is then built from it)"
+    try:
+        return backend_for(generator.kind).check_sampling_request(
+            generator,
+            finding=(finding or "").strip(),
+            prompt=(prompt or "").strip(),
+            negative_prompt=(negative_prompt or "").strip(),
         )
-    if generator.kind == GeneratorKind.IMAGE_API and not settings.IMAGE_API_BASE_URL:
-        raise InvalidJob(
-            "the hosted image API is not configured: set IMAGE_API_BASE_URL, IMAGE_API_KEY and "
-            "IMAGE_API_MODEL on the workers and the web server"
-        )
-    if generator.kind == GeneratorKind.STABLE_DIFFUSION and not generator.base_checkpoint:
-        raise InvalidJob(
-            f"model {generator.name!r} has no base checkpoint folder: set one on the model first"
-        )
-    return finding
+    except JobError as error:
+        raise InvalidJob(str(error)) from None
 
 
 # ------------------------------------------------------------------------------------ start
 def _check_training(generator: GeneratorModel, total_steps: int, params: dict) -> None:
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
         raise InvalidJob(f"steps must be a positive whole number, not {total_steps!r}")
-    if generator.kind == GeneratorKind.IMAGE_API:
-        raise InvalidJob("a hosted image API model cannot be trained here")
-    if generator.kind == GeneratorKind.STABLE_DIFFUSION and not generator.base_checkpoint:
+    from generation.datasets import DatasetError, check_training_set
+
+    backend = backend_for(generator.kind)
+    if not backend.trainable:
+        raise InvalidJob(f"{backend.untrainable_reason} here")
+    if backend.needs_base_checkpoint and not generator.base_checkpoint:
         raise InvalidJob(
             f"model {generator.name!r} needs a base checkpoint folder to fine-tune from"
         )
-    from generation.datasets import DatasetError, check_training_set
-    from generation.tasks import JobError, check_params
-
     try:
-        check_params(generator.kind, params or {})
+        backend.check_params(params or {})
     except JobError as error:
         raise InvalidJob(str(error)) from None
 

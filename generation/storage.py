@@ -19,7 +19,8 @@ from pathlib import Path
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 
-from generation.models import GeneratorKind, GeneratorModel
+from generation.backends import backend_for
+from generation.models import GeneratorModel
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,7 @@ def storage_name(generator: GeneratorModel, relative: str) -> str:
 
 
 def _model_level_files(generator: GeneratorModel) -> list[str]:
-    if generator.kind == GeneratorKind.DDPM:
-        return ["generator.json", "loss.jsonl"]
-    return ["loss_log.jsonl"]
+    return list(backend_for(generator.kind).model_level_files)
 
 
 def publish(generator: GeneratorModel, *relative_folders: str) -> list[str]:
@@ -89,7 +88,7 @@ def fetch(generator: GeneratorModel, *, for_training: bool = False) -> bool:
     newest = entries[-1]
     folder = generator.folder
     checkpoint = folder / newest["path"]
-    extra = [] if generator.kind == GeneratorKind.DDPM else ["lora"]
+    extra = list(backend_for(generator.kind).shared_folders)
     wanted_dirs = [
         newest["path"],
         *[d for d in extra if any(f.startswith(d + "/") for f in newest["files"])],

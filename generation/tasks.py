@@ -19,15 +19,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from generation import storage as model_storage
-from generation.datasets import DatasetError, load_training_set, resolve_findings
-from generation.models import (
-    GeneratedImage,
-    GenerationJob,
-    GeneratorKind,
-    GeneratorModel,
-    JobStatus,
-    TrainingRun,
-)
+from generation.backends import BACKENDS, JobError, Stopped, backend_for
+from generation.backends.base import GenerationSession, TrainingOutcome, TrainingSession
+from generation.datasets import DatasetError
+from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus, TrainingRun
 from generation.pool import DuplicateImageError, store_generated_image
 from generation.runner import JobLost, JobRunner, claim, default_worker_name
 from readerstudy.services.studies import Balance, ImagesAdded, add_images
@@ -38,10 +33,6 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, float | None], None]
 
 MAX_LOSS_POINTS = 2000
-
-
-class JobError(Exception):
-    """A job cannot run as configured; the message is for the researcher."""
 
 
 try:  # only raised by Celery's prefork pool, which enforces time limits with signals
@@ -57,19 +48,9 @@ def _device_setting() -> str | None:
 
 def describe_device(device: str | None = None) -> str:
     """'cuda:0 (NVIDIA H100, bfloat16)' / 'cpu (float32)': what the admin shows."""
-    import torch
+    from generation.engine.devices import describe_device as describe
 
-    from generation.engine.devices import pick_placement
-
-    placement = pick_placement(device)
-    dev = placement.device
-    label = str(dev)
-    if dev.type == "cuda":
-        index = dev.index if dev.index is not None else torch.cuda.current_device()
-        label = f"cuda:{index} ({torch.cuda.get_device_name(index)}, {placement.dtype_name})"
-    else:
-        label = f"{label} ({placement.dtype_name})"
-    return label
+    return describe(device)
 
 
 def _error_text(error: BaseException) -> str:
@@ -78,85 +59,13 @@ def _error_text(error: BaseException) -> str:
 
 def _engine_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the researcher (bad input, bad folder, API errors)."""
-    from generation.engine.ddpm import DDPMError
-    from generation.engine.image_api import ImageApiError
-    from generation.engine.stable_diffusion import StableDiffusionError
-
-    return (
-        DDPMError,
-        StableDiffusionError,
-        ImageApiError,
-        JobError,
-        DatasetError,
-        DuplicateImageError,
-        ValueError,
-        OSError,
-    )
+    kinds: tuple[type[BaseException], ...] = ()
+    for kind in BACKENDS:
+        kinds += backend_for(kind).engine_errors()
+    return (*kinds, JobError, DatasetError, DuplicateImageError, ValueError, OSError)
 
 
 # ============================================================================== training
-# Run params read by the ddpm engine's TrainingConfig (the same names as its fields).
-DDPM_TRAINING_PARAMS = frozenset({
-    "batch_size", "grad_accum", "lr", "warmup_steps", "weight_decay", "ema_decay",
-    "label_dropout", "checkpoint_every", "keep_checkpoints", "log_every", "grid_steps",
-    "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm",
-})  # fmt: skip
-DDPM_MODEL_PARAMS = frozenset({"preset", "dropout"})
-SD_PARAMS = frozenset({
-    "batch_size", "grad_accum", "lr", "checkpoint_every", "seed", "lora_rank",
-    "train_text_encoder", "age_group", "resolution",
-})  # fmt: skip
-COMMON_PARAMS = frozenset({"findings", "device"})
-
-
-def training_config_from(params: dict, total_steps: int):
-    """The ddpm engine's TrainingConfig from a run's params, with defaults scaled to the run."""
-    from generation.engine.training import TrainingConfig
-
-    values = {k: v for k, v in params.items() if k in DDPM_TRAINING_PARAMS and v is not None}
-    values.setdefault("checkpoint_every", max(1, min(1000, max(50, total_steps // 10))))
-    values.setdefault("log_every", max(1, min(10, total_steps)))
-    values.setdefault("warmup_steps", min(500, total_steps // 10))
-    config = TrainingConfig(steps=total_steps, **values)
-    config.validate()
-    return config
-
-
-def check_params(kind: str, params: dict) -> None:
-    """JobError naming any setting this kind of model does not take (None values ignored)."""
-    if kind == GeneratorKind.DDPM:
-        known = DDPM_TRAINING_PARAMS | DDPM_MODEL_PARAMS | COMMON_PARAMS
-    else:
-        known = SD_PARAMS | COMMON_PARAMS
-    unknown = sorted(k for k, v in params.items() if k not in known and v not in (None, ""))
-    if unknown:
-        raise JobError(f"unknown training setting(s) for a {kind} model: {', '.join(unknown)}")
-
-
-def ddpm_config_for(generator: GeneratorModel, params: dict):
-    """The model's DDPMConfig: the stored one once trained, else a new one from the model row."""
-    from generation.engine.ddpm import DDPMConfig
-
-    stored = generator.config or {}
-    if stored.get("resolution"):
-        return DDPMConfig.from_dict(stored)
-    findings = resolve_findings(generator)
-    if not findings:
-        raise JobError(
-            f"the training set is empty: the pool has no real {generator.modality} images with "
-            f"a finding to train model {generator.name!r} on. Import some first "
-            f"(manage.py import_images --truth real --finding ...)."
-        )
-    return DDPMConfig(
-        resolution=int(generator.resolution),
-        findings=findings,
-        preset=params.get("preset", "small"),
-        modality=generator.modality,
-        name=generator.name,
-        dropout=float(params.get("dropout", 0.0)),
-    )
-
-
 def _read_loss_curve(path: Path) -> list[list[float]]:
     if not path.is_file():
         return []
@@ -175,47 +84,7 @@ def _read_loss_curve(path: Path) -> list[list[float]]:
 
 def _checkpoint_entries(generator: GeneratorModel) -> list[dict]:
     """[{step, path, weights_sha256}] of the complete checkpoints in the local model folder."""
-    folder = generator.folder
-    entries = []
-    if generator.kind == GeneratorKind.DDPM:
-        from generation.engine import checkpoints as ckpt
-
-        for step, path in ckpt.list_checkpoints(folder):
-            try:
-                marker = json.loads((path / ckpt.MARKER).read_text())
-            except (OSError, ValueError):
-                continue
-            entries.append(
-                {
-                    "step": step,
-                    "path": str(path.relative_to(folder)),
-                    "weights_sha256": marker.get("weights_sha256", ""),
-                }
-            )
-    else:
-        from generation.engine.stable_diffusion import (
-            CHECKPOINT_PREFIX,
-            LORA_WEIGHT_NAME,
-            TRAINING_STATE_NAME,
-            sha256_file,
-        )
-
-        if folder.is_dir():
-            for path in sorted(folder.glob(f"{CHECKPOINT_PREFIX}*")):
-                suffix = path.name[len(CHECKPOINT_PREFIX) :]
-                if not (
-                    suffix.isdigit()
-                    and (path / TRAINING_STATE_NAME).is_file()
-                    and (path / LORA_WEIGHT_NAME).is_file()
-                ):
-                    continue
-                entries.append(
-                    {
-                        "step": int(suffix),
-                        "path": str(path.relative_to(folder)),
-                        "weights_sha256": sha256_file(path / LORA_WEIGHT_NAME),
-                    }
-                )
+    entries = backend_for(generator.kind).checkpoint_entries(generator.folder)
     entries.sort(key=lambda e: e["step"])
     return entries
 
@@ -233,16 +102,14 @@ def record_checkpoints(generator: GeneratorModel, runner: JobRunner | None = Non
     is_new = newest is not None and newest["step"] not in known
     if newest is not None and settings.GENERATION_SHARE_MODELS:
         files = known.get(newest["step"], {}).get("files", [])
+        backend = backend_for(generator.kind)
         dirs = [newest["path"]]
-        if (
-            generator.kind == GeneratorKind.STABLE_DIFFUSION
-            and (generator.folder / "lora").is_dir()
-        ):
-            dirs.append("lora")  # the final export, written after the last checkpoint
+        # e.g. the final LoRA export, written after the last checkpoint
+        dirs += [d for d in backend.shared_folders if (generator.folder / d).is_dir()]
         if not files or not all(any(f.startswith(d + "/") for f in files) for d in dirs):
             files = model_storage.publish(generator, *dirs)
         newest["files"] = files
-    log_name = "loss.jsonl" if generator.kind == GeneratorKind.DDPM else "loss_log.jsonl"
+    log_name = backend_for(generator.kind).loss_log_name
     generator.checkpoints = entries
     generator.trained_steps = newest["step"] if newest else 0
     generator.loss_curve = _read_loss_curve(generator.folder / log_name)
@@ -324,12 +191,13 @@ def _fail(runner: JobRunner, error: BaseException, *, kept: str) -> None:
 
 def _train(run: TrainingRun, runner: JobRunner) -> None:
     generator = run.generator
+    backend = backend_for(generator.kind)
     params = {k: v for k, v in (run.params or {}).items() if v not in (None, "")}
-    check_params(generator.kind, params)
-    if generator.kind == GeneratorKind.IMAGE_API:
-        raise JobError("a hosted image API model cannot be trained")
+    backend.check_params(params)
+    if not backend.trainable:
+        raise JobError(backend.untrainable_reason)
     device = params.get("device") or _device_setting()
-    runner.write(device=describe_device(device)[:100])
+    runner.write(device=backend.describe_device(device)[:100])
     runner.log(
         f"attempt {run.attempts} on {run.worker}, device {runner.job.device}; "
         f"training {generator.name} ({generator.kind}) to step {run.total_steps}"
@@ -337,101 +205,24 @@ def _train(run: TrainingRun, runner: JobRunner) -> None:
     if settings.GENERATION_SHARE_MODELS:
         model_storage.fetch(generator, for_training=True)
 
-    def on_step(step: int, total: int, loss: float) -> None:
+    def on_step(step: int, total: int, loss: float, checkpoint_every: int) -> None:
         if step % max(1, checkpoint_every) == 0 or step == total:
             record_checkpoints(generator, runner)
         runner.progress(step, total, loss=loss, step=step, latest_loss=loss)
 
-    def cancel() -> bool:
-        return runner.should_stop()
-
-    if generator.kind == GeneratorKind.DDPM:
-        from generation.engine import training
-
-        config = ddpm_config_for(generator, params)
-        if params.get("findings"):
-            wanted = [str(f) for f in params["findings"]]
-            if wanted != list(config.findings):
-                raise JobError(
-                    f"model {generator.name!r} was trained on findings {config.findings}; a run "
-                    f"cannot change them to {wanted}: make a new model"
-                )
-        tc = training_config_from(params, run.total_steps)
-        checkpoint_every = tc.checkpoint_every
-        GeneratorModel.objects.filter(pk=generator.pk).update(
-            config=config.to_dict(),
-            findings=list(config.findings),
-            resolution=config.resolution,
-        )
-        generator.refresh_from_db()
-        dataset = load_training_set(generator, resolution=config.resolution)
-        runner.log(f"{len(dataset)} training images ({', '.join(config.findings)})")
-        result = training.train(
-            dataset,
-            config,
-            generator.folder,
-            tc,
-            device=device,
-            on_step=on_step,
-            cancel=cancel,
-            resume=True,
-            save_on_cancel=True,
-        )
-        stopped = result.cancelled
-        step, last_loss = result.step, result.last_loss
-    else:
-        from generation.engine.prompts import build_prompt
-        from generation.engine.stable_diffusion import LoraTrainingConfig, train_lora
-
-        age_group = params.get("age_group") or (generator.config or {}).get("age_group")
-        resolution = params.get("resolution") or generator.resolution or None
-        lora_config = LoraTrainingConfig(
-            rank=int(params.get("lora_rank", 8)),
-            learning_rate=float(params.get("lr", 1e-4)),
-            max_steps=run.total_steps,
-            batch_size=int(params.get("batch_size", 1)),
-            gradient_accumulation_steps=int(params.get("grad_accum", 1)),
-            checkpoint_every=int(
-                params.get("checkpoint_every", max(1, min(250, run.total_steps // 4 or 1)))
-            ),
-            resolution=int(resolution) if resolution else None,
-            train_text_encoder=bool(params.get("train_text_encoder", False)),
-            seed=int(params.get("seed", 0)),
-        )
-        lora_config.validate()
-        checkpoint_every = lora_config.checkpoint_every
-        dataset = load_training_set(
-            generator,
-            resolution=lora_config.resolution,
-            label=lambda image: build_prompt(generator.modality, image.finding, age_group),
-        )
-        runner.log(f"{len(dataset)} training images; prompts like {dataset[0][1]!r}")
-        GeneratorModel.objects.filter(pk=generator.pk).update(
-            config={
-                **(generator.config or {}),
-                "lora": {k: v for k, v in lora_config.__dict__.items()},
-                **({"age_group": age_group} if age_group else {}),
-            },
-        )
-        generator.refresh_from_db()
-        result = train_lora(
-            generator.base_checkpoint,
-            generator.folder,
-            dataset,
-            lora_config,
-            device=device,
-            resume=True,
-            on_step=on_step,
-            cancel=cancel,
-            model_name=generator.name,
-        )
-        stopped = result.cancelled
-        step, last_loss = result.step, result.last_loss
+    session = TrainingSession(run, generator, params, device, runner, on_step)
+    outcome = backend.train(session)
     record_checkpoints(generator, runner)
+    _finish_training(runner, outcome)
+
+
+def _finish_training(runner: JobRunner, outcome: TrainingOutcome) -> None:
+    """Succeeded, or why it stopped: lost to another worker, out of time, or cancelled."""
+    step = outcome.step
     fields = {"step": step}
-    if last_loss is not None:
-        fields["latest_loss"] = last_loss
-    if not stopped:
+    if outcome.last_loss is not None:
+        fields["latest_loss"] = outcome.last_loss
+    if not outcome.stopped:
         runner.log(f"finished at step {step}", flush=False)
         runner.finish(JobStatus.SUCCEEDED, **fields)
     elif runner.stop_reason == "lost":
@@ -455,10 +246,6 @@ def _prompt_for(job: GenerationJob) -> str:
         return job.prompt
     age_group = (job.generator.config or {}).get("age_group")
     return build_prompt(job.generator.modality, job.finding, age_group)
-
-
-class _Stop(Exception):
-    pass
 
 
 def run_generation(
@@ -516,12 +303,9 @@ def _generate(job: GenerationJob, runner: JobRunner) -> None:
         runner.log(f"all {job.count} images were already made")
         _succeed(job, runner)
         return
+    backend = backend_for(generator.kind)
     device = _device_setting()
-    runner.write(
-        device=(
-            describe_device(device) if generator.kind != GeneratorKind.IMAGE_API else "remote API"
-        )[:100]
-    )
+    runner.write(device=backend.describe_device(device)[:100])
     runner.log(
         f"attempt {job.attempts} on {job.worker}, device {runner.job.device}: making "
         f"{len(missing)} of {job.count} images with {generator.name} ({generator.kind})"
@@ -533,87 +317,26 @@ def _generate(job: GenerationJob, runner: JobRunner) -> None:
         done = job.outputs.count()
         runner.progress(done, job.count, done_count=done)
 
-    def cancel() -> bool:
-        return runner.should_stop()
-
-    seeds = [job.seed_for(k) for k in missing]
+    session = GenerationSession(
+        job=job,
+        generator=generator,
+        seeds=[job.seed_for(k) for k in missing],
+        device=device,
+        store=store,
+        cancel=runner.should_stop,
+        prompt=_prompt_for(job) if backend.takes_prompt else "",
+    )
+    if settings.GENERATION_SHARE_MODELS and backend.runs_locally:
+        model_storage.fetch(generator)
     try:
-        if generator.kind == GeneratorKind.DDPM:
-            from generation.engine import checkpoints, sampling
-
-            if settings.GENERATION_SHARE_MODELS:
-                model_storage.fetch(generator)
-            model = checkpoints.load_model(generator.folder)
-            try:
-                sampling.sample(
-                    model,
-                    job.finding,
-                    seeds=seeds,
-                    steps=job.steps,
-                    guidance=job.guidance,
-                    scheduler=job.scheduler,
-                    device=device,
-                    batch_size=job.batch_size,
-                    on_image=store,
-                    cancel=cancel,
-                )
-            except sampling.SamplingCancelled:
-                raise _Stop() from None
-        elif generator.kind == GeneratorKind.STABLE_DIFFUSION:
-            from generation.engine.stable_diffusion import (
-                FINAL_LORA_DIRNAME,
-                GenerationCancelled,
-                StableDiffusionGenerator,
-            )
-
-            if settings.GENERATION_SHARE_MODELS:
-                model_storage.fetch(generator)
-            lora = generator.folder / FINAL_LORA_DIRNAME
-            engine = StableDiffusionGenerator(
-                generator.base_checkpoint,
-                lora=lora if lora.is_dir() else None,
-                model_name=generator.name,
-                device=device,
-            )
-            try:
-                engine.generate(
-                    _prompt_for(job),
-                    seeds,
-                    negative_prompt=job.negative_prompt or None,
-                    steps=job.steps,
-                    guidance=job.guidance,
-                    scheduler=job.scheduler,
-                    width=generator.resolution or None,
-                    height=generator.resolution or None,
-                    batch_size=job.batch_size,
-                    on_image=store,
-                    cancel=cancel,
-                )
-            except GenerationCancelled:
-                raise _Stop() from None
-            finally:
-                engine.close()
-        elif generator.kind == GeneratorKind.IMAGE_API:
-            from generation.engine.image_api import ImageApiCancelled, ImageApiClient
-
-            client = ImageApiClient(
-                settings.IMAGE_API_BASE_URL,
-                settings.IMAGE_API_KEY,
-                settings.IMAGE_API_MODEL,
-                timeout_s=settings.IMAGE_API_TIMEOUT_S,
-                max_retries=settings.IMAGE_API_MAX_RETRIES,
-                size=settings.IMAGE_API_SIZE,
-            )
-            try:
-                client.generate_many(
-                    [_prompt_for(job)] * len(missing), on_image=store, cancel=cancel
-                )
-            except ImageApiCancelled:
-                raise _Stop() from None
-        else:
-            raise JobError(f"unknown generator kind {generator.kind!r}")
-    except _Stop:
+        backend.generate(session)
+    except Stopped:
         pass
+    _finish_generation(job, runner)
+
+
+def _finish_generation(job: GenerationJob, runner: JobRunner) -> None:
+    """Succeeded with every image, or why it stopped: lost, out of time, or cancelled."""
     done = job.outputs.count()
     if runner.stop_reason == "lost":
         raise JobLost()

@@ -13,11 +13,8 @@ pages and the Cancel / Retry forms post and redirect (303).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
@@ -29,21 +26,20 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from evaluation.pages import latest_evaluation
-from generation import services
+from generation import folders, services
+from generation.backends import trainable_kinds
 from generation.forms import GenerateForm, TrainForm, model_findings
 from generation.models import (
     GenerationJob,
-    GeneratorKind,
     GeneratorModel,
     JobBase,
     JobStatus,
     TrainingRun,
 )
-from generation.plots import loss_curve_svg, read_loss_log, thin_points
+from generation.plots import loss_curve_svg
 from pool.models import Image
 
 CANCELLABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -142,110 +138,6 @@ def _paginate(request: HttpRequest, items, per_page: int, param: str = "page") -
 
 
 # --- a model's page ------------------------------------------------------------------------
-#
-# Workers record a model's checkpoints, loss curve and latest sample grid on its row (so any
-# web server can show them); the model folder, where this machine can see it, adds the weights'
-# sizes and every checkpoint's own grid, and stands in for the row when it is still empty
-# (a model trained with the command on this machine).
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    step: int
-    saved_at: datetime | None
-    weights_bytes: int | None
-    has_grid: bool
-
-
-@dataclass(frozen=True)
-class FolderLayout:
-    checkpoints: list[tuple[int, Path]]
-    weights: str
-    marker: str
-    grid: str | None
-    loss_log: Path | None
-
-
-def _folder_layout(generator: GeneratorModel) -> FolderLayout:
-    """Where the engine of this kind keeps checkpoints, weights, grids and the loss log."""
-    folder = generator.folder
-    if generator.kind == GeneratorKind.DDPM:
-        from generation.engine import checkpoints as ckpt
-
-        return FolderLayout(
-            ckpt.list_checkpoints(folder),
-            ckpt.WEIGHTS,
-            ckpt.MARKER,
-            ckpt.SAMPLE_GRID,
-            folder / ckpt.LOSS_LOG,
-        )
-    if generator.kind == GeneratorKind.STABLE_DIFFUSION:
-        from generation.engine import stable_diffusion as sd
-
-        return FolderLayout(
-            _numbered_folders(folder, sd.CHECKPOINT_PREFIX),
-            sd.LORA_WEIGHT_NAME,
-            sd.TRAINING_INFO_NAME,
-            None,
-            folder / sd.LOSS_LOG_NAME,
-        )
-    return FolderLayout([], "", "", None, None)
-
-
-def _numbered_folders(folder: Path, prefix: str) -> list[tuple[int, Path]]:
-    if not folder.is_dir():
-        return []
-    found = []
-    for child in folder.iterdir():
-        number = child.name[len(prefix) :]
-        if child.name.startswith(prefix) and number.isdigit() and child.is_dir():
-            found.append((int(number), child))
-    return sorted(found)
-
-
-def _stat(path: Path):
-    try:
-        return path.stat()
-    except OSError:
-        return None
-
-
-def _checkpoints(generator: GeneratorModel, layout: FolderLayout) -> list[Checkpoint]:
-    """Newest first: the recorded checkpoints and those in the folder, by step."""
-    on_disk = dict(layout.checkpoints)
-    recorded = {}
-    for entry in generator.checkpoints or []:
-        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
-            recorded[entry["step"]] = entry
-    rows = []
-    for step in sorted(set(on_disk) | set(recorded), reverse=True):
-        folder = on_disk.get(step)
-        weights = _stat(folder / layout.weights) if folder else None
-        saved_at = parse_datetime(str(recorded.get(step, {}).get("saved_at") or ""))
-        if saved_at is None and folder is not None and (marker := _stat(folder / layout.marker)):
-            saved_at = datetime.fromtimestamp(marker.st_mtime, tz=UTC)
-        rows.append(
-            Checkpoint(
-                step=step,
-                saved_at=saved_at,
-                weights_bytes=weights.st_size if weights else None,
-                has_grid=bool(folder and layout.grid and (folder / layout.grid).is_file()),
-            )
-        )
-    return rows
-
-
-def _loss_points(generator: GeneratorModel, layout: FolderLayout) -> list[tuple[int, float]]:
-    points = []
-    for row in generator.loss_curve or []:
-        try:
-            step, loss = int(row[0]), float(row[1])
-        except (TypeError, ValueError, IndexError, KeyError):
-            continue
-        points.append((step, loss))
-    if points:
-        return thin_points(points)
-    return read_loss_log(layout.loss_log) if layout.loss_log else []
 
 
 def _config_rows(generator: GeneratorModel) -> list[tuple[str, str]]:
@@ -267,8 +159,8 @@ def _config_rows(generator: GeneratorModel) -> list[tuple[str, str]]:
 @staff_member_required
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     generator = _get_generator_for_user(request, pk)
-    layout = _folder_layout(generator)
-    checkpoints = _checkpoints(generator, layout)
+    layout = folders.folder_layout(generator)
+    checkpoints = folders.checkpoints(generator, layout)
     grid_step = next((c.step for c in checkpoints if c.has_grid), None)
     images = Image.objects.filter(generated_by__job__generator=generator).order_by(
         "-created_at", "-id"
@@ -281,7 +173,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "has_grid": bool(generator.sample_grid) or grid_step is not None,
         "grid_step": grid_step,
         "loss_svg": loss_curve_svg(
-            _loss_points(generator, layout), title=f"Training loss of {generator.name}"
+            folders.loss_points(generator, layout), title=f"Training loss of {generator.name}"
         ),
         "runs": generator.runs.order_by("-created_at", "-id")[:10],
         "jobs": generator.jobs.order_by("-created_at", "-id")[:10],
@@ -307,9 +199,9 @@ def model_samples(request: HttpRequest, pk: int) -> FileResponse:
             return _png(generator.sample_grid.open("rb"))
         except OSError:
             pass  # recorded but gone from storage: fall back to the folder
-    layout = _folder_layout(generator)
+    layout = folders.folder_layout(generator)
     for step, _ in reversed(layout.checkpoints):
-        if grid := _grid_file(layout, step):
+        if grid := folders.grid_file(layout, step):
             return _png(grid.open("rb"))
     raise Http404("This model has no sample grid yet.")
 
@@ -319,25 +211,10 @@ def model_samples(request: HttpRequest, pk: int) -> FileResponse:
 def checkpoint_samples(request: HttpRequest, pk: int, step: int) -> FileResponse:
     """One checkpoint's sample grid, from the model folder."""
     generator = _get_generator_for_user(request, pk)
-    grid = _grid_file(_folder_layout(generator), step)
+    grid = folders.grid_file(folders.folder_layout(generator), step)
     if grid is None:
         raise Http404("No sample grid for this checkpoint.")
     return _png(grid.open("rb"))
-
-
-def _grid_file(layout: FolderLayout, step: int) -> Path | None:
-    """The grid of checkpoint `step`, if it exists inside MODEL_ROOT.
-
-    The URL carries only integers: the folder is one the engine lists for this model, and the
-    resolved file must still lie inside MODEL_ROOT (no symlink leads anywhere else).
-    """
-    folder = dict(layout.checkpoints).get(step)
-    if folder is None or layout.grid is None:
-        return None
-    grid = (folder / layout.grid).resolve()
-    if not grid.is_relative_to(Path(settings.MODEL_ROOT).resolve()) or not grid.is_file():
-        return None
-    return grid
 
 
 # --- launching -------------------------------------------------------------------------------
@@ -380,7 +257,7 @@ def train(request: HttpRequest) -> HttpResponse:
     context = {
         **_admin_context(request, "Train a model"),
         "form": form,
-        "existing_names": GeneratorModel.objects.exclude(kind=GeneratorKind.IMAGE_API)
+        "existing_names": GeneratorModel.objects.filter(kind__in=trainable_kinds())
         .order_by("name")
         .values_list("name", flat=True),
     }

@@ -310,6 +310,8 @@ def image_cues(content: bytes) -> dict[str, float | str]:
     )
     h, w = grey.shape
     if h >= 3 and w >= 3:
+        from scipy.ndimage import convolve  # here: the web process imports this module, not scipy
+
         response = convolve(grey, _IMMERKAER, mode="reflect")[1:-1, 1:-1]
         cues["noise_sigma"] = float(
             math.sqrt(math.pi / 2) * np.abs(response).sum() / (6 * (w - 2) * (h - 2))

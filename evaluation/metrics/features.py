@@ -350,71 +350,32 @@ def train_feature_extractor(
     two images or labels that do not match the images.
     """
     items = as_image_list(images, "training images")
-    if len(items) < 2:
-        raise ValueError(
-            f"training the feature extractor needs at least 2 images, got {len(items)}"
-        )
-    if epochs < 1:
-        raise ValueError("epochs must be >= 1")
-    classes: list[str] = []
-    targets = None
-    if labels is not None:
-        labels = [str(label) for label in labels]
-        if len(labels) != len(items):
-            raise ValueError(f"{len(labels)} labels for {len(items)} images")
-        classes = sorted(set(labels))
-        if len(classes) >= 2:
-            index = {name: i for i, name in enumerate(classes)}
-            targets = torch.tensor([index[label] for label in labels])
-        else:
-            classes = []
+    _check_inputs(len(items), epochs)
+    labels, classes, targets = _targets(labels, len(items))
     config = ExtractorConfig(
         input_size=input_size, width=width, feature_dim=feature_dim, n_classes=len(classes)
     )
     x = stack_resized(items, input_size)
     rng = np.random.default_rng(seed)
-    history = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = _Network(config)
         optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
         network.train()
-        for _epoch in range(epochs):
-            order = torch.from_numpy(rng.permutation(len(items)))
-            total, count = 0.0, 0
-            for start in range(0, len(items), batch_size):
-                idx = order[start : start + batch_size]
-                batch = _shift(x[idx], max_shift, rng)
-                z = network.encode(batch)
-                loss = F.mse_loss(network.decode(z), batch)
-                if targets is not None:
-                    loss = loss + 0.1 * F.cross_entropy(network.classifier(z), targets[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            history.append(round(total / count, 6))
+        history = [
+            _epoch(network, optimizer, x, targets, rng, batch_size, max_shift)
+            for _epoch_number in range(epochs)
+        ]
         network.eval()
-        with torch.no_grad():
-            raw = torch.cat([network.encode(x[s : s + 256]) for s in range(0, len(items), 256)])
-        std = raw.std(dim=0)
-        network.feature_mean.copy_(raw.mean(dim=0))
-        network.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
-    objective = (
-        "reconstruction + finding classification" if targets is not None else "reconstruction"
-    )
+        _standardise(network, x)
     training = {
-        "n_images": len(items),
-        "epochs": epochs,
-        "seed": seed,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "max_shift": max_shift,
-        "objective": objective,
+        "n_images": len(items), "epochs": epochs, "seed": seed, "batch_size": batch_size,
+        "learning_rate": learning_rate, "max_shift": max_shift,
+        "objective": "reconstruction + finding classification" if targets is not None
+        else "reconstruction",
         "label_counts": {c: labels.count(c) for c in classes} if targets is not None else {},
         "loss_per_epoch": history,
-    }
+    }  # fmt: skip
     return FeatureExtractor(
         network,
         version=version or f"{ARCHITECTURE}@{input_size}px",
@@ -422,6 +383,55 @@ def train_feature_extractor(
         training=training,
         training_fingerprints=(fingerprint(image) for image in items),
     )
+
+
+def _check_inputs(n_images: int, epochs: int) -> None:
+    if n_images < 2:
+        raise ValueError(f"training the feature extractor needs at least 2 images, got {n_images}")
+    if epochs < 1:
+        raise ValueError("epochs must be >= 1")
+
+
+def _targets(labels: Sequence[str] | None, n_images: int):
+    """(labels as str, class names, class index per image); no classes for fewer than two."""
+    if labels is None:
+        return None, [], None
+    labels = [str(label) for label in labels]
+    if len(labels) != n_images:
+        raise ValueError(f"{len(labels)} labels for {n_images} images")
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        return labels, [], None
+    index = {name: i for i, name in enumerate(classes)}
+    return labels, classes, torch.tensor([index[label] for label in labels])
+
+
+def _epoch(network, optimizer, x, targets, rng, batch_size: int, max_shift: int) -> float:
+    """One pass over the images in a random order; the mean loss per image, rounded."""
+    order = torch.from_numpy(rng.permutation(len(x)))
+    total, count = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        idx = order[start : start + batch_size]
+        batch = _shift(x[idx], max_shift, rng)
+        z = network.encode(batch)
+        loss = F.mse_loss(network.decode(z), batch)
+        if targets is not None:
+            loss = loss + 0.1 * F.cross_entropy(network.classifier(z), targets[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+    return round(total / count, 6)
+
+
+def _standardise(network, x) -> None:
+    """Store the mean and spread of the training features, so features come out standardised."""
+    with torch.no_grad():
+        raw = torch.cat([network.encode(x[s : s + 256]) for s in range(0, len(x), 256)])
+    std = raw.std(dim=0)
+    network.feature_mean.copy_(raw.mean(dim=0))
+    network.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
 
 def _shift(batch: torch.Tensor, max_shift: int, rng: np.random.Generator) -> torch.Tensor:

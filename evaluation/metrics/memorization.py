@@ -185,51 +185,24 @@ def find_memorized(
     training_items = as_image_list(training, "training images")
     reference_items = as_image_list(reference, "reference images") if reference is not None else []
     use_reference = bool(reference_items)
-    source = (
-        "each reference (held-out real) image's nearest training image"
-        if use_reference
-        else "each training image's nearest other training image"
-    )
-    calibration = (
-        f"{source}, pixel-identical pairs left out: flagged when the feature distance is below the "
-        f"{_ordinal(feature_percentile)} percentile of those distances and the pixel correlation at "
-        f"{pixel_size} px is above the {_ordinal(correlation_percentile)} percentile of those "
-        f"correlations (observed values, numpy 'lower'/'higher')"
-    )
     group_of = _Groups()
     train_groups = group_of(training_items)
     reference_groups = group_of(reference_items)
     counts = np.bincount(train_groups) if train_groups.size else np.zeros(0, np.int64)
-    duplicates = int((counts[train_groups] > 1).sum()) if train_groups.size else 0
     distinct = int((counts > 0).sum())
     in_training = int(np.isin(reference_groups, train_groups).sum())
-    base = {
-        "n_training": len(training_items),
-        "n_synthetic": len(synthetic_items),
-        "calibration": calibration,
-        "duplicate_training_images": duplicates,
-        "reference_in_training": in_training,
-        "pixel_size": pixel_size,
-        "extractor_version": extractor.version,
-        "extractor_sha256": extractor.sha256,
-    }
-    reason = None
-    if not synthetic_items:
-        reason = "no synthetic images to check"
-    elif use_reference and (distinct < 1 or in_training == len(reference_items)):
-        reason = (
-            "the threshold needs training images and at least one reference image that is not "
-            f"also a training image, got {len(training_items)} training and "
-            f"{len(reference_items)} reference images ({in_training} of them in the training set)"
-        )
-    elif not use_reference and distinct < 2:
-        reason = (
-            f"the threshold needs at least 2 different training images, got {len(training_items)} "
-            f"image(s) with {distinct} distinct"
-        )
+    base = _report_base(
+        len(training_items), len(synthetic_items), extractor, pixel_size, in_training,
+        duplicates=int((counts[train_groups] > 1).sum()) if train_groups.size else 0,
+        calibration=_calibration(
+            use_reference, pixel_size, feature_percentile, correlation_percentile
+        ),
+    )  # fmt: skip
+    reason = _not_defined(
+        len(synthetic_items), len(training_items), len(reference_items), distinct, in_training
+    )
     if reason:
         return MemorizationReport((), None, None, n_calibration=0, not_defined=reason, **base)
-
     train_f = extractor.features(training_items)
     train_p = pixel_vectors(training_items, pixel_size)
     if use_reference:
@@ -242,11 +215,82 @@ def find_memorized(
             train_f, train_p, train_f, train_p, exclude=(train_groups, train_groups)
         )
     usable = np.isfinite(nn_dist) & np.isfinite(nn_corr)
-    feature_threshold = float(np.percentile(nn_dist[usable], feature_percentile, method="lower"))
-    correlation_threshold = float(
-        np.percentile(nn_corr[usable], correlation_percentile, method="higher")
+    thresholds = (
+        float(np.percentile(nn_dist[usable], feature_percentile, method="lower")),
+        float(np.percentile(nn_corr[usable], correlation_percentile, method="higher")),
+    )
+    notes = _notes(extractor, training_items, reference_items, in_training)
+    synth_f = extractor.features(synthetic_items)
+    synth_p = pixel_vectors(synthetic_items, pixel_size)
+    matches = _matches(*_nearest(synth_f, synth_p, train_f, train_p), *thresholds)
+    return MemorizationReport(
+        matches, *thresholds, n_calibration=int(usable.sum()), notes=tuple(notes), **base
     )
 
+
+def _report_base(
+    n_training: int,
+    n_synthetic: int,
+    extractor: FeatureExtractor,
+    pixel_size: int,
+    in_training: int,
+    *,
+    duplicates: int,
+    calibration: str,
+) -> dict:
+    """The report's fields that do not depend on the thresholds."""
+    return {
+        "n_training": n_training,
+        "n_synthetic": n_synthetic,
+        "calibration": calibration,
+        "duplicate_training_images": duplicates,
+        "reference_in_training": in_training,
+        "pixel_size": pixel_size,
+        "extractor_version": extractor.version,
+        "extractor_sha256": extractor.sha256,
+    }  # fmt: skip
+
+
+def _calibration(
+    use_reference: bool, pixel_size: int, feature_percentile: float, correlation_percentile: float
+) -> str:
+    """How the thresholds are set, in words for the report."""
+    source = (
+        "each reference (held-out real) image's nearest training image"
+        if use_reference
+        else "each training image's nearest other training image"
+    )
+    return (
+        f"{source}, pixel-identical pairs left out: flagged when the feature distance is below the "
+        f"{_ordinal(feature_percentile)} percentile of those distances and the pixel correlation at "
+        f"{pixel_size} px is above the {_ordinal(correlation_percentile)} percentile of those "
+        f"correlations (observed values, numpy 'lower'/'higher')"
+    )
+
+
+def _not_defined(
+    n_synthetic: int, n_training: int, n_reference: int, distinct: int, in_training: int
+) -> str | None:
+    """Why no threshold can be set (or nothing is to be checked); None when all is well."""
+    if not n_synthetic:
+        return "no synthetic images to check"
+    if n_reference and (distinct < 1 or in_training == n_reference):
+        return (
+            "the threshold needs training images and at least one reference image that is not "
+            f"also a training image, got {n_training} training and "
+            f"{n_reference} reference images ({in_training} of them in the training set)"
+        )
+    if not n_reference and distinct < 2:
+        return (
+            f"the threshold needs at least 2 different training images, got {n_training} "
+            f"image(s) with {distinct} distinct"
+        )
+    return None
+
+
+def _notes(extractor: FeatureExtractor, training_items, reference_items, in_training: int):
+    """What makes the thresholds less trustworthy: images the extractor was trained on."""
+    use_reference = bool(reference_items)
     notes = []
     seen_training = int(extractor.seen(training_items).sum())
     if not use_reference and seen_training:
@@ -263,12 +307,15 @@ def find_memorized(
             f"{int(extractor.seen(reference_items).sum())} reference image(s) trained the feature "
             "extractor; the feature threshold may be off"
         )
+    return notes
 
-    synth_f = extractor.features(synthetic_items)
-    synth_p = pixel_vectors(synthetic_items, pixel_size)
-    distance, nearest, best_corr, most_correlated = _nearest(synth_f, synth_p, train_f, train_p)
+
+def _matches(
+    distance, nearest, best_corr, most_correlated, feature_threshold, correlation_threshold
+) -> tuple[MemorizationMatch, ...]:
+    """Every synthetic image's nearest training images; flagged when both tests hit."""
     matches = []
-    for s in range(len(synthetic_items)):
+    for s in range(len(distance)):
         d, c = float(distance[s]), float(best_corr[s])
         hits = (("features", d < feature_threshold), ("pixels", c > correlation_threshold))
         reasons = tuple(name for name, hit in hits if hit)
@@ -283,11 +330,4 @@ def find_memorized(
                 flagged_by=reasons,
             )
         )
-    return MemorizationReport(
-        tuple(matches),
-        feature_threshold,
-        correlation_threshold,
-        n_calibration=int(usable.sum()),
-        notes=tuple(notes),
-        **base,
-    )
+    return tuple(matches)

@@ -162,127 +162,25 @@ def compare_sets(
     real-vs-real baseline. ``progress(step, done, total)`` is called after each step."""
     real_items = as_image_list(real, "real images")
     synthetic_items = as_image_list(synthetic, "synthetic images")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(real_items))
-    n_reference = (len(real_items) + 1) // 2
-    reference_idx, other_idx = order[:n_reference], order[n_reference:]
-    n = min(len(other_idx), len(synthetic_items)) if match_sizes else None
-    synthetic_idx = (
-        np.sort(rng.permutation(len(synthetic_items))[:n])
-        if match_sizes
-        else np.arange(len(synthetic_items))
+    reference_idx, other_idx, synthetic_idx = _split(
+        len(real_items), len(synthetic_items), seed, match_sizes
     )
-    other_idx = np.sort(other_idx[:n]) if match_sizes else np.sort(other_idx)
-    reference_idx = np.sort(reference_idx)
     seen = extractor.seen(real_items)
     used = np.concatenate([reference_idx, other_idx]).astype(np.int64)
     n_seen = int(seen[used].sum()) if len(used) else 0
-    notes = [
-        (
-            f"real images split at random (seed {seed}) into a reference half of {len(reference_idx)} "
-            f"and a baseline half; each figure compares the reference half with "
-            f"{len(synthetic_idx)} synthetic images and, as the baseline, with {len(other_idx)} real ones"
-        ),
-    ]
-    if n_seen:
-        notes.append(
-            f"{n_seen} of the {len(used)} real images compared were used to train the feature "
-            "extractor: their features are more alike than those of new images, so the baseline is "
-            "optimistic; evaluate with real images held out from the extractor's training"
-        )
-    if match_sizes and len(synthetic_items) > len(synthetic_idx):
-        notes.append(
-            f"{len(synthetic_items) - len(synthetic_idx)} synthetic images left out at random so "
-            "that both comparisons use the same number of images"
-        )
-    steps = ["features", "frechet_distance", "kid", "prdc", "ms_ssim_diversity"]
-    done = 0
-
-    def tick(step: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(step, done, len(steps))
-
-    reference = [real_items[i] for i in reference_idx]
+    left_out = len(synthetic_items) - len(synthetic_idx) if match_sizes else 0
+    notes = _notes(seed, len(reference_idx), len(other_idx), len(synthetic_idx), n_seen, used)
+    notes += _left_out_note(left_out)
+    tick = _Ticker(progress, ["features", "frechet_distance", "kid", "prdc", "ms_ssim_diversity"])
     other = [real_items[i] for i in other_idx]
     fake = [synthetic_items[i] for i in synthetic_idx]
-    f_ref = extractor.features(reference)
+    f_ref = extractor.features([real_items[i] for i in reference_idx])
     f_other = extractor.features(other)
     f_fake = extractor.features(fake)
     tick("features")
-
-    values: dict[str, Any] = {}
-
-    def both(compute: Callable[[np.ndarray], Value]) -> tuple[Value, Value]:
-        out = []
-        for features in (f_fake, f_other):
-            try:
-                out.append(compute(features))
-            except InsufficientData as exc:
-                out.append(NotDefined(str(exc)))
-        return out[0], out[1]
-
-    values["frechet_distance"] = both(
-        lambda f: _point(frechet_distance(f_ref, f), len(f), f"{f_ref.shape[1]} features")
-    )
-    tick("frechet_distance")
-
-    def kid(f: np.ndarray) -> Value:
-        size = kid_subset_size if kid_subset_size is not None else min(len(f_ref), len(f), 1000)
-        result = kernel_distance(f_ref, f, subset_size=size, n_subsets=kid_subsets, seed=seed)
-        return _point(
-            result.mean,
-            len(f),
-            f"mean over {result.n_subsets} subsets of {result.subset_size}; sd {result.std:.3g}",
-        )
-
-    values["kid"] = both(kid)
-    tick("kid")
-
-    for features, slot in ((f_fake, 0), (f_other, 1)):
-        try:
-            result = prdc(f_ref, features, k=k)
-        except InsufficientData as exc:
-            for name in ("precision", "recall", "density", "coverage"):
-                values.setdefault(name, [None, None])[slot] = NotDefined(str(exc))
-            continue
-        note = f"k = {k}, {len(f_ref)} reference images"
-        for name in ("precision", "recall", "density", "coverage"):
-            values.setdefault(name, [None, None])[slot] = _point(
-                getattr(result, name), len(features), note
-            )
-    tick("prdc")
-
-    # both sets at one size (at most 256 px), so that they get the same number of scales
-    diversity_size = min([MAX_SIZE] + [min(image.shape) for image in fake + other])
-
-    def diversity(images: list[np.ndarray]) -> Value:
-        try:
-            d = ms_ssim_diversity(
-                images, n_pairs=diversity_pairs, seed=seed, max_size=diversity_size
-            )
-        except InsufficientData as exc:
-            return NotDefined(str(exc))
-        return _point(
-            d.mean,
-            d.n_images,
-            f"{d.n_pairs} pairs at {d.image_size} px, {d.scales} scales, betas {list(d.betas)}; "
-            f"sd {d.std:.3g}",
-        )
-
-    values["ms_ssim_diversity"] = (diversity(fake), diversity(other))
-    tick("ms_ssim_diversity")
-
-    if len(real_items) < MIN_REAL:
-        reason = (
-            f"the real-vs-real baseline needs at least {MIN_REAL} real images (two halves of 2), "
-            f"got {len(real_items)}"
-        )
-        values = {name: (NotDefined(reason), NotDefined(reason)) for name in METRICS}
-    elif len(synthetic_items) < 2:
-        reason = f"needs at least 2 synthetic images, got {len(synthetic_items)}"
-        values = {name: (NotDefined(reason), values[name][1]) for name in METRICS}
+    figures = _Figures(f_ref, f_fake, f_other, k=k, seed=seed, tick=tick)
+    values = figures.compute(fake, other, kid_subset_size, kid_subsets, diversity_pairs)
+    values = _undefined_when_too_few(values, len(real_items), len(synthetic_items))
     metrics = tuple(
         MetricComparison(name, label, better, description, *values[name])
         for name, (label, better, description) in METRICS.items()
@@ -300,3 +198,168 @@ def compare_sets(
         metrics=metrics,
         notes=tuple(notes),
     )
+
+
+def _split(
+    n_real: int, n_synthetic: int, seed: int, match_sizes: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the reference half and the baseline half of the real images, and of the
+    synthetic images compared (as many as the baseline half with `match_sizes`)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_real)
+    n_reference = (n_real + 1) // 2
+    reference_idx, other_idx = order[:n_reference], order[n_reference:]
+    n = min(len(other_idx), n_synthetic) if match_sizes else None
+    synthetic_idx = (
+        np.sort(rng.permutation(n_synthetic)[:n]) if match_sizes else np.arange(n_synthetic)
+    )
+    other_idx = np.sort(other_idx[:n]) if match_sizes else np.sort(other_idx)
+    return np.sort(reference_idx), other_idx, synthetic_idx
+
+
+def _notes(
+    seed: int, n_reference: int, n_other: int, n_compared: int, n_seen: int, used: np.ndarray
+) -> list[str]:
+    notes = [
+        (
+            f"real images split at random (seed {seed}) into a reference half of {n_reference} "
+            f"and a baseline half; each figure compares the reference half with "
+            f"{n_compared} synthetic images and, as the baseline, with {n_other} real ones"
+        ),
+    ]
+    if n_seen:
+        notes.append(
+            f"{n_seen} of the {len(used)} real images compared were used to train the feature "
+            "extractor: their features are more alike than those of new images, so the baseline is "
+            "optimistic; evaluate with real images held out from the extractor's training"
+        )
+    return notes
+
+
+def _left_out_note(left_out: int) -> list[str]:
+    if left_out <= 0:
+        return []
+    return [
+        (
+            f"{left_out} synthetic images left out at random "
+            "so that both comparisons use the same number of images"
+        )
+    ]
+
+
+class _Ticker:
+    """Calls ``progress(step, done, total)`` as each named step finishes."""
+
+    def __init__(self, progress: Callable[[str, int, int], None] | None, steps: list[str]):
+        self.progress, self.total, self.done = progress, len(steps), 0
+
+    def __call__(self, step: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(step, self.done, self.total)
+
+
+@dataclass
+class _Figures:
+    """Each figure of the synthetic set and of the real baseline against the reference half."""
+
+    f_ref: np.ndarray
+    f_fake: np.ndarray
+    f_other: np.ndarray
+    k: int
+    seed: int
+    tick: Callable[[str], None]
+
+    def compute(self, fake, other, kid_subset_size, kid_subsets, diversity_pairs) -> dict:
+        f_ref, f_fake, f_other, seed = self.f_ref, self.f_fake, self.f_other, self.seed
+        values: dict[str, Any] = {}
+        values["frechet_distance"] = _both(
+            f_fake,
+            f_other,
+            lambda f: _point(frechet_distance(f_ref, f), len(f), f"{f_ref.shape[1]} features"),
+        )
+        self.tick("frechet_distance")
+        values["kid"] = _both(
+            f_fake, f_other, lambda f: _kid(f_ref, f, kid_subset_size, kid_subsets, seed)
+        )
+        self.tick("kid")
+        values.update(_prdc_values(f_ref, f_fake, f_other, self.k))
+        self.tick("prdc")
+        values["ms_ssim_diversity"] = _diversity_values(fake, other, diversity_pairs, seed)
+        self.tick("ms_ssim_diversity")
+        return values
+
+
+def _both(
+    f_fake: np.ndarray, f_other: np.ndarray, compute: Callable[[np.ndarray], Value]
+) -> tuple[Value, Value]:
+    """(synthetic figure, real baseline figure); a set too small gets NotDefined with why."""
+    out = []
+    for features in (f_fake, f_other):
+        try:
+            out.append(compute(features))
+        except InsufficientData as exc:
+            out.append(NotDefined(str(exc)))
+    return out[0], out[1]
+
+
+def _kid(f_ref: np.ndarray, f: np.ndarray, subset_size, n_subsets: int, seed: int) -> Value:
+    size = subset_size if subset_size is not None else min(len(f_ref), len(f), 1000)
+    result = kernel_distance(f_ref, f, subset_size=size, n_subsets=n_subsets, seed=seed)
+    return _point(
+        result.mean,
+        len(f),
+        f"mean over {result.n_subsets} subsets of {result.subset_size}; sd {result.std:.3g}",
+    )
+
+
+def _prdc_values(f_ref: np.ndarray, f_fake: np.ndarray, f_other: np.ndarray, k: int) -> dict:
+    values: dict[str, list[Value | None]] = {}
+    for features, slot in ((f_fake, 0), (f_other, 1)):
+        try:
+            result = prdc(f_ref, features, k=k)
+        except InsufficientData as exc:
+            for name in ("precision", "recall", "density", "coverage"):
+                values.setdefault(name, [None, None])[slot] = NotDefined(str(exc))
+            continue
+        note = f"k = {k}, {len(f_ref)} reference images"
+        for name in ("precision", "recall", "density", "coverage"):
+            values.setdefault(name, [None, None])[slot] = _point(
+                getattr(result, name), len(features), note
+            )
+    return values
+
+
+def _diversity_values(
+    fake: list[np.ndarray], other: list[np.ndarray], n_pairs: int, seed: int
+) -> tuple[Value, Value]:
+    # both sets at one size (at most 256 px), so that they get the same number of scales
+    size = min([MAX_SIZE] + [min(image.shape) for image in fake + other])
+
+    def diversity(images: list[np.ndarray]) -> Value:
+        try:
+            d = ms_ssim_diversity(images, n_pairs=n_pairs, seed=seed, max_size=size)
+        except InsufficientData as exc:
+            return NotDefined(str(exc))
+        return _point(
+            d.mean,
+            d.n_images,
+            f"{d.n_pairs} pairs at {d.image_size} px, {d.scales} scales, betas {list(d.betas)}; "
+            f"sd {d.std:.3g}",
+        )
+
+    return diversity(fake), diversity(other)
+
+
+def _undefined_when_too_few(values: dict, n_real: int, n_synthetic: int) -> dict:
+    """Every figure NotDefined (with why) when either set is too small to compare."""
+    if n_real < MIN_REAL:
+        reason = (
+            f"the real-vs-real baseline needs at least {MIN_REAL} real images (two halves of 2), "
+            f"got {n_real}"
+        )
+        return {name: (NotDefined(reason), NotDefined(reason)) for name in METRICS}
+    if n_synthetic < 2:
+        reason = f"needs at least 2 synthetic images, got {n_synthetic}"
+        return {name: (NotDefined(reason), values[name][1]) for name in METRICS}
+    return values

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -38,23 +37,25 @@ import numpy as np
 import torch
 
 from .ddpm import FORMAT_VERSION, KIND, DDPMConfig, DDPMError, build_unet
-
-MARKER = "generator.json"
-CHECKPOINTS_DIR = "checkpoints"
-UNET_DIR = "unet"
-UNET_CONFIG = "unet/config.json"
-WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
-SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
-RAW_WEIGHTS = "raw_unet.safetensors"
-TRAINING_STATE = "training_state.pt"
-SAMPLE_GRID = "samples.png"
-LOSS_LOG = "loss.jsonl"
-
-SAMPLING_FILES = (MARKER, UNET_CONFIG, WEIGHTS, SCHEDULER_CONFIG)
-RESUME_FILES = SAMPLING_FILES + (RAW_WEIGHTS, TRAINING_STATE)
-
-_STEP_DIR = re.compile(r"^step-(\d+)$")
-_TMP_PREFIX = ".tmp-"
+from .ddpm_layout import (  # noqa: F401 - the layout's names, read through this module too
+    _STEP_DIR,
+    _TMP_PREFIX,
+    CHECKPOINTS_DIR,
+    LOSS_LOG,
+    MARKER,
+    RAW_WEIGHTS,
+    RESUME_FILES,
+    SAMPLE_GRID,
+    SAMPLING_FILES,
+    SCHEDULER_CONFIG,
+    TRAINING_STATE,
+    UNET_CONFIG,
+    UNET_DIR,
+    WEIGHTS,
+    latest_checkpoint,
+    list_checkpoints,
+    step_dir_name,
+)
 
 
 class ModelFolderError(DDPMError):
@@ -115,28 +116,6 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelFolderError(f"{path}: {what} is not a JSON object")
     return data
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step:08d}"
-
-
-def list_checkpoints(model_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, folder) of every renamed-into-place checkpoint, oldest first."""
-    root = Path(model_dir) / CHECKPOINTS_DIR
-    if not root.is_dir():
-        return []
-    found = []
-    for child in root.iterdir():
-        match = _STEP_DIR.match(child.name)
-        if match and child.is_dir():
-            found.append((int(match.group(1)), child))
-    return sorted(found)
-
-
-def latest_checkpoint(model_dir: str | os.PathLike) -> Path | None:
-    checkpoints = list_checkpoints(model_dir)
-    return checkpoints[-1][1] if checkpoints else None
 
 
 def remove_stale_temporaries(model_dir: str | os.PathLike) -> None:
@@ -239,23 +218,29 @@ def save_checkpoint(
             "library_versions": library_versions(),
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True))
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                _fsync_file(path)
-        _fsync_dir(tmp)
-        if final.exists():  # re-writing a step (resumed from an older checkpoint): swap it out
-            old = root / f"{_TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-        _fsync_dir(root)
+        _move_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     prune_checkpoints(model_dir, keep)
     return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Sync every file of `tmp` to disk, then rename it to `final` (swapping out an older one)."""
+    root = final.parent
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            _fsync_file(path)
+    _fsync_dir(tmp)
+    if final.exists():  # re-writing a step (resumed from an older checkpoint): swap it out
+        old = root / f"{_TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(root)
 
 
 # --------------------------------------------------------------------------------- loading

@@ -57,3 +57,13 @@ def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "torch": torch.__version__}
     versions["diffusers"] = diffusers.__version__
     return versions
+
+
+def describe_device(device: str | None = None) -> str:
+    """'cuda:0 (NVIDIA H100, bfloat16)' / 'cpu (float32)': what the admin shows."""
+    placement = pick_placement(device)
+    dev = placement.device
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)}, {placement.dtype_name})"
+    return f"{dev} ({placement.dtype_name})"

@@ -475,45 +475,10 @@ class ImageApiClient:
                 f"the image API at {self.host} {message}", status=200, attempts=attempts
             )
 
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            snippet = raw[:60].decode("utf-8", errors="replace")
-            raise bad(f"sent a reply that is not JSON (starts {snippet!r})") from None
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list) or not items or not isinstance(items[0], dict):
-            raise bad('sent JSON without a "data" list of images')
-        item = items[0]
-        encoded = item.get("b64_json")
-        if not encoded:
-            if item.get("url"):
-                raise bad(
-                    "returned an image URL instead of base64 data; this client asks for "
-                    'response_format "b64_json" and does not download URLs'
-                )
-            raise bad('sent no "b64_json" image data')
-        if not isinstance(encoded, str):
-            raise bad('sent "b64_json" that is not a string')
-        try:
-            image_bytes = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise bad('sent "b64_json" that is not valid base64') from None
-        try:
-            with Image.open(io.BytesIO(image_bytes)) as image:
-                image.load()
-                array = to_grayscale_uint8(image)
-                image_format, image_mode = image.format, image.mode
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise bad(
-                f"sent base64 data that is not a readable image ({exc.__class__.__name__})"
-            ) from None
-
-        request_id = None
-        if headers is not None:
-            for name in REQUEST_ID_HEADERS:
-                if headers.get(name):
-                    request_id = headers.get(name)
-                    break
+        data, item = _first_item(raw, bad)
+        image_bytes = _image_bytes(item, bad)
+        array, image_format, image_mode = _read_image(image_bytes, bad)
+        request_id = _request_id(headers)
         revised = item.get("revised_prompt")
         height, width = array.shape
         provenance = {
@@ -542,3 +507,55 @@ class ImageApiClient:
             "created_at": datetime.now(UTC).isoformat(),
         }
         return GeneratedImage(array, provenance)
+
+
+def _first_item(raw: bytes, bad: Callable[[str], Exception]) -> tuple[dict, dict]:
+    """The reply's JSON and its first image entry."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        snippet = raw[:60].decode("utf-8", errors="replace")
+        raise bad(f"sent a reply that is not JSON (starts {snippet!r})") from None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+        raise bad('sent JSON without a "data" list of images')
+    return data, items[0]
+
+
+def _image_bytes(item: dict, bad: Callable[[str], Exception]) -> bytes:
+    """The image's bytes from its base64 field (URLs are refused: nothing is downloaded)."""
+    encoded = item.get("b64_json")
+    if not encoded:
+        if item.get("url"):
+            raise bad(
+                "returned an image URL instead of base64 data; this client asks for "
+                'response_format "b64_json" and does not download URLs'
+            )
+        raise bad('sent no "b64_json" image data')
+    if not isinstance(encoded, str):
+        raise bad('sent "b64_json" that is not a string')
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad('sent "b64_json" that is not valid base64') from None
+
+
+def _read_image(image_bytes: bytes, bad: Callable[[str], Exception]):
+    """(grayscale uint8 array, format, mode) of the returned image."""
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            image.load()
+            return to_grayscale_uint8(image), image.format, image.mode
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise bad(
+            f"sent base64 data that is not a readable image ({exc.__class__.__name__})"
+        ) from None
+
+
+def _request_id(headers) -> str | None:
+    if headers is None:
+        return None
+    for name in REQUEST_ID_HEADERS:
+        if headers.get(name):
+            return headers.get(name)
+    return None

@@ -217,6 +217,37 @@ def sample(
     `SamplingCancelled` (holding the finished images). `compile` (torch.compile) and
     `channels_last` (default on) only apply on CUDA. Returns images in the order of `seeds`.
     """
+    _check_request(model, scheduler, steps, guidance, batch_size, eta, prompt, negative_prompt)
+    requests = _normalise_requests(model, findings, seeds)
+    placement = pick_placement(device, precision)
+    dev = placement.device
+    use_channels_last = dev.type == "cuda" and (channels_last is None or channels_last)
+    use_compile = bool(compile) and dev.type == "cuda"
+    unet = _prepare_unet(model, dev, use_channels_last, use_compile)
+    base = _provenance(model, placement, scheduler, steps, guidance, eta, use_compile)
+    options = {
+        "null_class": model.config.null_class, "steps": steps, "eta": eta,
+        "guidance": float(guidance), "autocast_dtype": placement.dtype, "cancel": cancel,
+        "channels_last": use_channels_last,
+        "on_step": _step_counter(on_step, steps, len(requests), batch_size),
+    }  # fmt: skip
+    done: list[SampledImage] = []
+    for start in range(0, len(requests), batch_size):
+        chunk = requests[start : start + batch_size]
+        x = _denoise_chunk(unet, model, scheduler, chunk, dev, options)
+        if x is None:
+            raise SamplingCancelled(done)
+        for offset, image in enumerate(_sampled_images(chunk, x, base)):
+            done.append(image)
+            if on_image is not None:
+                on_image(start + offset, image)
+        if on_batch is not None:
+            on_batch(len(done), len(requests))
+    return done
+
+
+def _check_request(model, scheduler, steps, guidance, batch_size, eta, prompt, negative_prompt):
+    """DDPMError for settings `sample` cannot honour, before any model is moved."""
     if prompt is not None or negative_prompt is not None:
         raise DDPMError(
             f"model {model.name!r} is a class-conditional ddpm model: it takes findings "
@@ -234,17 +265,11 @@ def sample(
         raise DDPMError(f"eta must be between 0 and 1, got {eta!r}")
     if eta and scheduler != "ddim":
         raise DDPMError("eta only applies to the ddim scheduler")
-    requests = _normalise_requests(model, findings, seeds)
 
-    placement = pick_placement(device, precision)
-    dev = placement.device
-    on_cuda = dev.type == "cuda"
-    use_channels_last = on_cuda and (channels_last is None or channels_last)
-    use_compile = bool(compile) and on_cuda
-    unet = _prepare_unet(model, dev, use_channels_last, use_compile)
-    resolution = model.config.resolution
 
-    base = {
+def _provenance(model, placement, scheduler, steps, guidance, eta, compiled) -> dict[str, Any]:
+    """What every image of this call records about how it was made (plus finding and seed)."""
+    return {
         "generator": KIND,
         "model": model.name,
         "model_folder": str(model.folder),
@@ -256,56 +281,50 @@ def sample(
         "steps": steps,
         "guidance": float(guidance),
         "eta": float(eta),
-        "resolution": resolution,
-        "device": str(dev),
+        "resolution": model.config.resolution,
+        "device": str(placement.device),
         "dtype": placement.dtype_name,
-        "compiled": use_compile,
+        "compiled": compiled,
         "library_versions": library_versions(),
     }
 
-    done: list[SampledImage] = []
-    total = len(requests)
-    step_callback = None
-    if on_step is not None:
-        total_steps = steps * -(-total // batch_size)
-        counter = iter(range(1, total_steps + 1))
 
-        def step_callback() -> None:
-            on_step(next(counter), total_steps)
+def _step_counter(on_step, steps: int, total: int, batch_size: int):
+    """A no-argument callback counting denoising steps over all batches for `on_step`."""
+    if on_step is None:
+        return None
+    total_steps = steps * -(-total // batch_size)
+    counter = iter(range(1, total_steps + 1))
 
-    for start in range(0, total, batch_size):
-        chunk = requests[start : start + batch_size]
-        noise, generators = initial_noise([seed for _, _, seed in chunk], resolution)
-        labels = torch.tensor([index for _, index, _ in chunk], dtype=torch.long, device=dev)
-        x = denoise(
-            unet,
-            make_scheduler(scheduler, model.scheduler_config),
-            noise.to(dev),
-            labels,
-            null_class=model.config.null_class,
-            steps=steps,
-            guidance=float(guidance),
-            generators=generators,
-            eta=eta,
-            autocast_dtype=placement.dtype,
-            channels_last=use_channels_last,
-            cancel=cancel,
-            on_step=step_callback,
+    def step_callback() -> None:
+        on_step(next(counter), total_steps)
+
+    return step_callback
+
+
+def _denoise_chunk(unet, model, scheduler: str, chunk, dev, options: dict[str, Any]):
+    """The denoised batch of `chunk`'s (finding, class index, seed) requests; None if cancelled."""
+    noise, generators = initial_noise([seed for _, _, seed in chunk], model.config.resolution)
+    labels = torch.tensor([index for _, index, _ in chunk], dtype=torch.long, device=dev)
+    return denoise(
+        unet,
+        make_scheduler(scheduler, model.scheduler_config),
+        noise.to(dev),
+        labels,
+        generators=generators,
+        **options,
+    )
+
+
+def _sampled_images(chunk, x, base: dict[str, Any]) -> list[SampledImage]:
+    arrays = to_uint8(x)
+    return [
+        SampledImage(
+            array=array,
+            provenance={**base, "finding": finding, "class_index": index, "seed": seed},
         )
-        if x is None:
-            raise SamplingCancelled(done)
-        arrays = to_uint8(x)
-        for offset, ((finding, index, seed), array) in enumerate(zip(chunk, arrays, strict=True)):
-            image = SampledImage(
-                array=array,
-                provenance={**base, "finding": finding, "class_index": index, "seed": seed},
-            )
-            done.append(image)
-            if on_image is not None:
-                on_image(start + offset, image)
-        if on_batch is not None:
-            on_batch(len(done), total)
-    return done
+        for (finding, index, seed), array in zip(chunk, arrays, strict=True)
+    ]
 
 
 def image_grid(arrays: Sequence[np.ndarray], columns: int, pad: int = 2) -> np.ndarray:

@@ -398,9 +398,57 @@ def train(
         )
 
 
+@dataclass
+class _Run:
+    """The state one training call's steps share: data, model, optimizer, EMA, last checkpoint."""
+
+    config: DDPMConfig
+    training: TrainingConfig
+    dev: torch.device
+    model_dir: Path
+    images: torch.Tensor
+    labels: torch.Tensor
+    autocast_dtype: torch.dtype | None
+    unet: Any
+    noise_scheduler: Any
+    scheduler_config: dict
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LambdaLR
+    ema: EMA
+    last_checkpoint: Path | None = None
+
+
 def _train(
     dataset, config, model_dir, training, dev, on_step, cancel, resume, save_on_cancel
 ) -> TrainResult:
+    _validate(training, config)
+    images, labels = prepare_dataset(dataset, config)
+    existed = model_dir.is_dir()
+    created, resume_from = _prepare_model_dir(model_dir, config, resume)
+    run = _build_run(config, training, dev, model_dir, images, labels)
+    start_step = 0
+    if resume_from is not None:
+        start_step = _restore(run, resume_from)
+        if start_step >= training.steps:
+            return TrainResult(model_dir, start_step, training.steps, False, resume_from, None)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    _truncate_log(model_dir / ckpt.LOSS_LOG, start_step)  # drop rows past the checkpoint
+    if not (model_dir / ckpt.MARKER).is_file():
+        ckpt.write_json_atomic(model_dir / ckpt.MARKER, ckpt.model_marker(config))
+    try:
+        step, cancelled, last_loss = _loop(run, start_step, on_step, cancel, save_on_cancel)
+    except BaseException:
+        if created and ckpt.latest_checkpoint(model_dir) is None:
+            _discard(model_dir, existed)
+        else:
+            ckpt.remove_stale_temporaries(model_dir)
+        raise
+    if cancelled and created and run.last_checkpoint is None:
+        _discard(model_dir, existed)
+    return TrainResult(model_dir, step, training.steps, cancelled, run.last_checkpoint, last_loss)
+
+
+def _validate(training: TrainingConfig, config: DDPMConfig) -> None:
     training.validate()
     config.validate()
     if training.grid_steps:
@@ -408,10 +456,10 @@ def _train(
 
         if training.grid_scheduler not in SCHEDULERS:
             raise TrainingError(f"unknown grid_scheduler {training.grid_scheduler!r}")
-    images, labels = prepare_dataset(dataset, config)
-    existed = model_dir.is_dir()
-    created, resume_from = _prepare_model_dir(model_dir, config, resume)
 
+
+def _build_run(config, training, dev, model_dir, images, labels) -> _Run:
+    """A fresh model, noise schedule, optimizer, warm-up LR schedule and EMA."""
     autocast_dtype = (
         torch.bfloat16
         if training.mixed_precision and dev.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -435,147 +483,158 @@ def _train(
         optimizer, lambda i: min(1.0, (i + 1) / warmup) if warmup else 1.0
     )
     ema = EMA(unet, training.ema_decay, training.ema_warmup)
+    return _Run(
+        config, training, dev, model_dir, images, labels, autocast_dtype, unet,
+        noise_scheduler, scheduler_config, optimizer, lr_scheduler, ema,
+    )  # fmt: skip
 
-    start_step = 0
-    last_checkpoint: Path | None = None
-    if resume_from is not None:
-        state = ckpt.load_training_state(resume_from)
-        unet.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.RAW_WEIGHTS))
-        ema.module.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.WEIGHTS))
-        optimizer.load_state_dict(state["optimizer"])
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-        # hyper-parameters come from this call's config (identical values: an exact resume)
-        lr_scheduler.base_lrs = [training.lr for _ in optimizer.param_groups]
-        factor = lr_scheduler.lr_lambdas[0](lr_scheduler.last_epoch)
-        for group in optimizer.param_groups:
-            group.update(
-                initial_lr=training.lr,
-                lr=training.lr * factor,
-                betas=tuple(training.adam_betas),
-                weight_decay=training.weight_decay,
-            )
-        lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
-        ema.num_updates = int(state["ema"]["num_updates"])
-        _set_rng_state(state["rng"])
-        start_step = int(state["step"])
-        last_checkpoint = resume_from
-        if start_step >= training.steps:
-            return TrainResult(model_dir, start_step, training.steps, False, resume_from, None)
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    _truncate_log(model_dir / ckpt.LOSS_LOG, start_step)  # drop rows past the checkpoint
-    if not (model_dir / ckpt.MARKER).is_file():
-        ckpt.write_json_atomic(model_dir / ckpt.MARKER, ckpt.model_marker(config))
-
-    def write_checkpoint(step: int) -> Path:
-        if not _all_finite(unet) or not _all_finite(ema.module):
-            raise NonFiniteLossError(
-                f"weights became NaN/inf by step {step}; not writing a checkpoint "
-                f"(lower the learning rate, currently {training.lr})"
-            )
-        grid = None
-        if training.grid_steps:
-            grid = sample_grid(ema.module, config, scheduler_config, training, dev, autocast_dtype)
-        state = {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "lr_scheduler": lr_scheduler.state_dict(),
-            "ema": {"num_updates": ema.num_updates, "decay": ema.decay, "warmup": ema.warmup},
-            "rng": _rng_state(),
-        }
-        return ckpt.save_checkpoint(
-            model_dir,
-            step,
-            config=config,
-            unet_config=dict(unet.config),
-            scheduler_config=scheduler_config,
-            ema_weights=ema.module.state_dict(),
-            raw_weights=unet.state_dict(),
-            training_state=state,
-            training_config=training.to_dict(),
-            grid=grid,
-            keep=training.keep_checkpoints,
+def _restore(run: _Run, resume_from: Path) -> int:
+    """Load a checkpoint's weights, optimizer, schedules, EMA and RNG; returns its step."""
+    training, optimizer, lr_scheduler = run.training, run.optimizer, run.lr_scheduler
+    state = ckpt.load_training_state(resume_from)
+    run.unet.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.RAW_WEIGHTS))
+    run.ema.module.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.WEIGHTS))
+    optimizer.load_state_dict(state["optimizer"])
+    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    # hyper-parameters come from this call's config (identical values: an exact resume)
+    lr_scheduler.base_lrs = [training.lr for _ in optimizer.param_groups]
+    factor = lr_scheduler.lr_lambdas[0](lr_scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group.update(
+            initial_lr=training.lr,
+            lr=training.lr * factor,
+            betas=tuple(training.adam_betas),
+            weight_decay=training.weight_decay,
         )
+    lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+    run.ema.num_updates = int(state["ema"]["num_updates"])
+    _set_rng_state(state["rng"])
+    run.last_checkpoint = resume_from
+    return int(state["step"])
 
-    order = _EpochOrder(len(images), training.seed)
-    per_step = training.batch_size * training.grad_accum
+
+def _write_checkpoint(run: _Run, step: int) -> Path:
+    if not _all_finite(run.unet) or not _all_finite(run.ema.module):
+        raise NonFiniteLossError(
+            f"weights became NaN/inf by step {step}; not writing a checkpoint "
+            f"(lower the learning rate, currently {run.training.lr})"
+        )
+    training, ema = run.training, run.ema
+    grid = None
+    if training.grid_steps:
+        grid = sample_grid(
+            ema.module, run.config, run.scheduler_config, training, run.dev, run.autocast_dtype
+        )
+    state = {
+        "step": step,
+        "optimizer": run.optimizer.state_dict(),
+        "lr_scheduler": run.lr_scheduler.state_dict(),
+        "ema": {"num_updates": ema.num_updates, "decay": ema.decay, "warmup": ema.warmup},
+        "rng": _rng_state(),
+    }
+    return ckpt.save_checkpoint(
+        run.model_dir,
+        step,
+        config=run.config,
+        unet_config=dict(run.unet.config),
+        scheduler_config=run.scheduler_config,
+        ema_weights=ema.module.state_dict(),
+        raw_weights=run.unet.state_dict(),
+        training_state=state,
+        training_config=training.to_dict(),
+        grid=grid,
+        keep=training.keep_checkpoints,
+    )
+
+
+def _loop(
+    run: _Run, start_step: int, on_step, cancel, save_on_cancel: bool
+) -> tuple[int, bool, float | None]:
+    """Steps start_step + 1 .. total, logging and checkpointing; (last step, cancelled, loss)."""
+    training = run.training
+    order = _EpochOrder(len(run.images), training.seed)
     total = training.steps
-    n_train = config.num_train_timesteps
-    log_path = model_dir / ckpt.LOSS_LOG
     interval_losses: list[float] = []
     last_loss: float | None = None
     step = start_step
-    cancelled = False
     checkpoint_step = start_step
     began = time.monotonic()
-    try:
-        with open(log_path, "a") as log:
-            for step in range(start_step + 1, total + 1):
-                g = torch.Generator().manual_seed(_mix(training.seed, 2, step))
-                step_loss = 0.0
-                for micro in range(training.grad_accum):
-                    offset = (step - 1) * per_step + micro * training.batch_size
-                    idx = order.indices(offset, training.batch_size)
-                    x0 = images[idx].to(dev, torch.float32).div_(127.5).sub_(1.0)
-                    y = labels[idx]
-                    if training.label_dropout:
-                        drop = torch.rand(len(y), generator=g) < training.label_dropout
-                        y = torch.where(drop, torch.full_like(y, config.null_class), y)
-                    if training.augment:
-                        x0 = _augment(x0, g)
-                    noise = torch.randn(x0.shape, generator=g).to(dev)
-                    t = torch.randint(0, n_train, (len(y),), generator=g).to(dev)
-                    with torch.autocast(
-                        dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-                    ):
-                        loss = diffusion_loss(unet, noise_scheduler, x0, y.to(dev), noise, t)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        good = (
-                            f"the last good checkpoint ({last_checkpoint.name}) is kept"
-                            if last_checkpoint
-                            else "no checkpoint was written"
-                        )
-                        raise NonFiniteLossError(
-                            f"loss is {value} at step {step}; training stopped and {good}. "
-                            f"Lower the learning rate (currently {training.lr})."
-                        )
-                    (loss / training.grad_accum).backward()
-                    step_loss += value / training.grad_accum
-                if training.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(unet.parameters(), training.max_grad_norm)
-                step_lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                ema.update(unet)
+    with open(run.model_dir / ckpt.LOSS_LOG, "a") as log:
+        for step in range(start_step + 1, total + 1):
+            step_loss, step_lr = _optimizer_step(run, order, step)
+            last_loss = step_loss
+            interval_losses.append(step_loss)
+            if step % training.log_every == 0 or step == total:
+                _log_interval(log, step, interval_losses, step_lr, began)
+            if step % training.checkpoint_every == 0 or step == total:
+                run.last_checkpoint, checkpoint_step = _write_checkpoint(run, step), step
+            stop = on_step is not None and on_step(step, total, step_loss) is False
+            if stop or _cancel_requested(cancel):
+                if save_on_cancel and checkpoint_step != step:
+                    run.last_checkpoint = _write_checkpoint(run, step)
+                return step, True, last_loss
+    return step, False, last_loss
 
-                last_loss = step_loss
-                interval_losses.append(step_loss)
-                if step % training.log_every == 0 or step == total:
-                    row = {
-                        "step": step,
-                        "loss": sum(interval_losses) / len(interval_losses),
-                        "lr": step_lr,  # the learning rate of this step
-                        "elapsed_s": round(time.monotonic() - began, 3),
-                    }
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    interval_losses.clear()
-                if step % training.checkpoint_every == 0 or step == total:
-                    last_checkpoint, checkpoint_step = write_checkpoint(step), step
-                stop = on_step is not None and on_step(step, total, step_loss) is False
-                if stop or _cancel_requested(cancel):
-                    cancelled = True
-                    if save_on_cancel and checkpoint_step != step:
-                        last_checkpoint = write_checkpoint(step)
-                    break
-    except BaseException:
-        if created and ckpt.latest_checkpoint(model_dir) is None:
-            _discard(model_dir, existed)
-        else:
-            ckpt.remove_stale_temporaries(model_dir)
-        raise
-    if cancelled and created and last_checkpoint is None:
-        _discard(model_dir, existed)
-    return TrainResult(model_dir, step, total, cancelled, last_checkpoint, last_loss)
+
+def _log_interval(log, step: int, losses: list[float], lr: float, began: float) -> None:
+    """One loss-log row: the mean loss since the last row; empties `losses`."""
+    row = {
+        "step": step,
+        "loss": sum(losses) / len(losses),
+        "lr": lr,  # the learning rate of this step
+        "elapsed_s": round(time.monotonic() - began, 3),
+    }
+    log.write(json.dumps(row) + "\n")
+    log.flush()
+    losses.clear()
+
+
+def _optimizer_step(run: _Run, order: _EpochOrder, step: int) -> tuple[float, float]:
+    """One optimizer step over grad_accum micro-batches; (its mean loss, its learning rate)."""
+    training, optimizer = run.training, run.optimizer
+    g = torch.Generator().manual_seed(_mix(training.seed, 2, step))
+    per_step = training.batch_size * training.grad_accum
+    step_loss = 0.0
+    for micro in range(training.grad_accum):
+        offset = (step - 1) * per_step + micro * training.batch_size
+        step_loss += _micro_batch(run, order, offset, g, step) / training.grad_accum
+    if training.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(run.unet.parameters(), training.max_grad_norm)
+    step_lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    run.lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    run.ema.update(run.unet)
+    return step_loss, step_lr
+
+
+def _micro_batch(run: _Run, order: _EpochOrder, offset: int, g: torch.Generator, step: int):
+    """Loss of one micro-batch, back-propagated; NonFiniteLossError on NaN or inf."""
+    training, config, dev = run.training, run.config, run.dev
+    idx = order.indices(offset, training.batch_size)
+    x0 = run.images[idx].to(dev, torch.float32).div_(127.5).sub_(1.0)
+    y = run.labels[idx]
+    if training.label_dropout:
+        drop = torch.rand(len(y), generator=g) < training.label_dropout
+        y = torch.where(drop, torch.full_like(y, config.null_class), y)
+    if training.augment:
+        x0 = _augment(x0, g)
+    noise = torch.randn(x0.shape, generator=g).to(dev)
+    t = torch.randint(0, config.num_train_timesteps, (len(y),), generator=g).to(dev)
+    dtype = run.autocast_dtype
+    with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+        loss = diffusion_loss(run.unet, run.noise_scheduler, x0, y.to(dev), noise, t)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        good = (
+            f"the last good checkpoint ({run.last_checkpoint.name}) is kept"
+            if run.last_checkpoint
+            else "no checkpoint was written"
+        )
+        raise NonFiniteLossError(
+            f"loss is {value} at step {step}; training stopped and {good}. "
+            f"Lower the learning rate (currently {training.lr})."
+        )
+    (loss / training.grad_accum).backward()
+    return value

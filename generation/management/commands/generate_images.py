@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from generation.models import GenerationJob, GeneratorKind, GeneratorModel, JobStatus, Scheduler
+from generation.models import GenerationJob, GeneratorModel, JobStatus, Scheduler
 from generation.services import InvalidJob, create_generation_job, reopen
 from generation.tasks import run_generation
 from readerstudy.models import Study
@@ -139,20 +139,12 @@ class Command(BaseCommand):
             from generation import storage
 
             storage.fetch(generator)
-        if generator.kind == GeneratorKind.DDPM:
-            from generation.engine.checkpoints import ModelFolderError, resolve_checkpoint
+        from generation.backends import JobError, backend_for
 
-            try:
-                resolve_checkpoint(generator.folder)
-            except ModelFolderError as error:
-                raise CommandError(f"model {generator.name!r} cannot sample: {error}") from None
-        elif generator.kind == GeneratorKind.STABLE_DIFFUSION:
-            from generation.engine.stable_diffusion import StableDiffusionError, check_checkpoint
-
-            try:
-                check_checkpoint(generator.base_checkpoint, hash_weights=False)
-            except (StableDiffusionError, OSError, ValueError) as error:
-                raise CommandError(f"model {generator.name!r} cannot sample: {error}") from None
+        try:
+            backend_for(generator.kind).can_sample_here(generator)
+        except JobError as error:
+            raise CommandError(f"model {generator.name!r} cannot sample: {error}") from None
 
     def _clean_up(self, job: GenerationJob, created: bool) -> bool:
         """Remove a job this command created that made no image; True if removed."""

@@ -10,15 +10,21 @@ from django.utils import timezone
 from django.utils.text import slugify
 from tqdm import tqdm
 
+from generation.backends import BACKENDS, JobError, backend_for, trainable_kinds
 from generation.datasets import DatasetError, pool_findings, resolve_findings
-from generation.models import GeneratorKind, GeneratorModel, JobStatus, TrainingRun
+from generation.models import GeneratorModel, JobStatus, TrainingRun
 from generation.services import InvalidJob, create_training_run
-from generation.tasks import JobError, ddpm_config_for, run_training, training_config_from
+from generation.tasks import JobError, run_training
 from pool.models import Modality
 
 
 def _findings(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _given(value: object) -> bool:
+    """An option on the command line: not left at its default of None / False (store_true)."""
+    return value is not None and value is not False and value != ""
 
 
 class Command(BaseCommand):
@@ -34,8 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("name", help="Model name (a slug); its folder is MODEL_ROOT/NAME.")
         parser.add_argument(
             "--kind",
-            choices=[GeneratorKind.DDPM, GeneratorKind.STABLE_DIFFUSION],
-            default=GeneratorKind.DDPM,
+            choices=trainable_kinds(),
+            default=trainable_kinds()[0],
         )
         parser.add_argument("--modality", choices=Modality.values, default=Modality.CXR)
         parser.add_argument(
@@ -121,11 +127,28 @@ class Command(BaseCommand):
                 transaction.set_rollback(True)
                 raise CommandError(str(error)) from None
 
+        result = self._run_with_progress(generator, run, created, options["no_progress"])
+        if result is None or result.status != JobStatus.SUCCEEDED:
+            error = (result.error if result else "") or "training did not finish"
+            self._clean_up(generator, run, created)
+            raise CommandError(error)
+        generator.refresh_from_db()
+        self.stdout.write(
+            f"trained {name} to step {result.step} (loss {result.latest_loss:.4f}); "
+            f"{len(generator.checkpoints)} checkpoint(s) in {generator.folder}"
+            if result.latest_loss is not None
+            else f"{name} was already trained to step {result.step}; nothing to do"
+        )
+
+    def _run_with_progress(
+        self, generator: GeneratorModel, run: TrainingRun, created: bool, quiet: bool
+    ) -> TrainingRun | None:
+        """Run the training here with a progress bar; an interrupted run is marked failed."""
         bar = tqdm(
             total=run.total_steps,
             initial=min(generator.trained_steps, run.total_steps),
             unit="step",
-            disable=options["no_progress"],
+            disable=quiet,
         )
 
         def on_progress(done: int, total: int, loss: float | None) -> None:
@@ -143,17 +166,7 @@ class Command(BaseCommand):
             self._clean_up(generator, run, created)
             raise
         bar.close()
-        if result is None or result.status != JobStatus.SUCCEEDED:
-            error = (result.error if result else "") or "training did not finish"
-            self._clean_up(generator, run, created)
-            raise CommandError(error)
-        generator.refresh_from_db()
-        self.stdout.write(
-            f"trained {name} to step {result.step} (loss {result.latest_loss:.4f}); "
-            f"{len(generator.checkpoints)} checkpoint(s) in {generator.folder}"
-            if result.latest_loss is not None
-            else f"{name} was already trained to step {result.step}; nothing to do"
-        )
+        return result
 
     # ------------------------------------------------------------------------------------------
     def _params(self, kind: str, options) -> dict:
@@ -164,48 +177,32 @@ class Command(BaseCommand):
             "seed": "seed",
             "device": "device",
         }
-        if kind == GeneratorKind.DDPM:
-            mapping.update(preset="preset", grid_steps="grid_steps")
-            for option in ("base", "lora_rank", "age_group"):
-                if options[option]:
-                    raise CommandError(
-                        f"--{option.replace('_', '-')} is for stable-diffusion models"
-                    )
-            if options["train_text_encoder"]:
-                raise CommandError("--train-text-encoder is for stable-diffusion models")
-        else:
-            mapping.update(lora_rank="lora_rank", age_group="age_group", resolution="resolution")
-            for option in ("preset", "grid_steps"):
-                if options[option] is not None:
-                    raise CommandError(f"--{option.replace('_', '-')} is for ddpm models")
+        own = backend_for(kind).command_options
+        self._refuse_options_of_other_kinds(kind, options)
+        mapping.update({param: option for option, param in own.items() if param})
         params = {
-            key: options[option]
-            for key, option in mapping.items()
-            if options.get(option) is not None
+            key: options[option] for key, option in mapping.items() if _given(options.get(option))
         }
-        if kind == GeneratorKind.STABLE_DIFFUSION and options["train_text_encoder"]:
-            params["train_text_encoder"] = True
         if options["findings"]:
             params["findings"] = options["findings"]
         if options["steps"] < 1:
             raise CommandError("--steps must be at least 1")
         return params
 
+    @staticmethod
+    def _refuse_options_of_other_kinds(kind: str, options) -> None:
+        own = backend_for(kind).command_options
+        for other in BACKENDS:
+            for option in backend_for(other).command_options:
+                if option not in own and _given(options.get(option)):
+                    raise CommandError(f"--{option.replace('_', '-')} is for {other} models")
+
     def _new_generator(self, name: str, kind: str, options) -> GeneratorModel:
         generator = GeneratorModel(name=name, kind=kind, modality=options["modality"])
-        if kind == GeneratorKind.DDPM:
-            generator.resolution = options["resolution"] or 64
-        else:
-            if not options["base"]:
-                raise CommandError("a stable-diffusion model needs --base PATH (a local folder)")
-            from generation.engine.stable_diffusion import StableDiffusionError, check_checkpoint
-
-            try:
-                info = check_checkpoint(options["base"], hash_weights=False)
-            except (StableDiffusionError, OSError, ValueError) as error:
-                raise CommandError(str(error)) from None
-            generator.base_checkpoint = str(info.path)
-            generator.resolution = options["resolution"] or 0
+        try:
+            backend_for(kind).set_up_new(generator, options)
+        except JobError as error:
+            raise CommandError(str(error)) from None
         if options["findings"]:
             generator.findings = options["findings"]
         return generator
@@ -221,29 +218,10 @@ class Command(BaseCommand):
                 f"{generator.modality} images with finding(s) "
                 f"{', '.join(available) if available else '(none)'}"
             )
-        if generator.kind == GeneratorKind.DDPM:
-            from generation.engine.ddpm import DDPMError
-
-            try:
-                config = ddpm_config_for(generator, params)
-                if generator.pk is None and options["findings"]:
-                    config.findings = list(options["findings"])
-                config.validate()
-                training_config_from(
-                    {k: v for k, v in params.items() if k not in ("preset", "findings", "device")},
-                    options["steps"],
-                )
-            except (DDPMError, JobError, DatasetError, ValueError) as error:
-                raise CommandError(str(error)) from None
-            if (
-                options["resolution"]
-                and generator.pk
-                and options["resolution"] != config.resolution
-            ):
-                raise CommandError(
-                    f"model {generator.name!r} is {config.resolution}x{config.resolution}; "
-                    f"--resolution cannot change it"
-                )
+        try:
+            backend_for(generator.kind).check_run(generator, params, options)
+        except JobError as error:
+            raise CommandError(str(error)) from None
         from generation.datasets import check_training_set
 
         try:

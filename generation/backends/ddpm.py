@@ -1,0 +1,313 @@
+"""Pixel-space DDPM trained from scratch, class-conditional on the findings (generation.engine)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from generation.backends.base import (
+    Backend,
+    FolderLayout,
+    GenerationSession,
+    JobError,
+    Stopped,
+    TrainingOutcome,
+    TrainingSession,
+    model_findings,
+)
+
+if TYPE_CHECKING:
+    from generation.models import GeneratorModel
+
+# Run params read by the engine's TrainingConfig (the same names as its fields).
+TRAINING_PARAMS = frozenset({
+    "batch_size", "grad_accum", "lr", "warmup_steps", "weight_decay", "ema_decay",
+    "label_dropout", "checkpoint_every", "keep_checkpoints", "log_every", "grid_steps",
+    "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm",
+})  # fmt: skip
+MODEL_PARAMS = frozenset({"preset", "dropout"})
+# the engine's presets (generation.engine.ddpm.PRESETS), named here without importing torch
+PRESETS = [
+    ("small", "small: about 7M parameters, 64 × 64 on a CPU"),
+    ("base", "base: about 73M parameters, 128 or 256 on a GPU"),
+    ("tiny", "tiny: a few channels, for trying the pipeline only"),
+]
+
+
+def training_config_from(params: dict, total_steps: int):
+    """The engine's TrainingConfig from a run's params, with defaults scaled to the run."""
+    from generation.engine.training import TrainingConfig
+
+    values = {k: v for k, v in params.items() if k in TRAINING_PARAMS and v is not None}
+    values.setdefault("checkpoint_every", max(1, min(1000, max(50, total_steps // 10))))
+    values.setdefault("log_every", max(1, min(10, total_steps)))
+    values.setdefault("warmup_steps", min(500, total_steps // 10))
+    config = TrainingConfig(steps=total_steps, **values)
+    config.validate()
+    return config
+
+
+def ddpm_config_for(generator: GeneratorModel, params: dict):
+    """The model's DDPMConfig: the stored one once trained, else a new one from the model row."""
+    from generation.datasets import resolve_findings
+    from generation.engine.ddpm import DDPMConfig
+
+    stored = generator.config or {}
+    if stored.get("resolution"):
+        return DDPMConfig.from_dict(stored)
+    findings = resolve_findings(generator)
+    if not findings:
+        raise JobError(
+            f"the training set is empty: the pool has no real {generator.modality} images with "
+            f"a finding to train model {generator.name!r} on. Import some first "
+            f"(manage.py import_images --truth real --finding ...)."
+        )
+    return DDPMConfig(
+        resolution=int(generator.resolution),
+        findings=findings,
+        preset=params.get("preset", "small"),
+        modality=generator.modality,
+        name=generator.name,
+        dropout=float(params.get("dropout", 0.0)),
+    )
+
+
+def has_checkpoint(generator: GeneratorModel) -> bool:
+    """A ddpm model can sample once its first checkpoint is written.
+
+    Workers record checkpoints on the model row (any web server sees them); a folder on this
+    machine's disk counts too (a model trained with the command on the same machine).
+    """
+    if generator.checkpoints or generator.trained_steps:
+        return True
+    from generation.engine.ddpm_layout import latest_checkpoint
+
+    return latest_checkpoint(generator.folder) is not None
+
+
+class DDPMBackend(Backend):
+    kind = "ddpm"
+    takes_prompt = False
+    made_by_training = True
+    training_params = TRAINING_PARAMS | MODEL_PARAMS
+    model_level_files = ("generator.json", "loss.jsonl")
+    loss_log_name = "loss.jsonl"
+    train_form_fields = ("preset",)
+    command_options: ClassVar[dict[str, str | None]] = {
+        "preset": "preset",
+        "grid_steps": "grid_steps",
+        "resolution": None,  # the model's size, set once when it is made
+    }
+    presets: ClassVar[list[tuple[str, str]]] = PRESETS
+
+    # --- parameters -------------------------------------------------------------------------
+
+    def check_sampling_request(
+        self, generator: GeneratorModel, *, finding: str, prompt: str, negative_prompt: str
+    ) -> str:
+        findings = model_findings(generator)
+        if prompt or negative_prompt:
+            raise JobError(
+                f"model {generator.name!r} is a class-conditional ddpm model: it takes a finding "
+                f"({', '.join(findings) or 'none trained yet'}), not a text prompt"
+            )
+        if not findings or not generator.trained_steps:
+            raise JobError(
+                f"model {generator.name!r} has no checkpoint yet: train it first (or wait for "
+                f"its training run to reach its first checkpoint)"
+            )
+        if not finding:
+            raise JobError(
+                f"choose a finding for model {generator.name!r}: one of {', '.join(findings)}"
+            )
+        matches = [f for f in findings if f.lower() == finding.lower()]
+        if not matches:
+            raise JobError(
+                f"unknown finding {finding!r} for model {generator.name!r}; it knows: "
+                f"{', '.join(findings)}"
+            )
+        return matches[0]
+
+    # --- the train_model command ------------------------------------------------------------
+
+    def set_up_new(self, generator: GeneratorModel, options: dict[str, Any]) -> None:
+        generator.resolution = options["resolution"] or 64
+
+    def check_run(self, generator: GeneratorModel, params: dict[str, Any], options: dict) -> None:
+        from generation.datasets import DatasetError
+        from generation.engine.ddpm import DDPMError
+
+        try:
+            config = ddpm_config_for(generator, params)
+            if generator.pk is None and options["findings"]:
+                config.findings = list(options["findings"])
+            config.validate()
+            training_config_from(
+                {k: v for k, v in params.items() if k not in ("preset", "findings", "device")},
+                options["steps"],
+            )
+        except (DDPMError, DatasetError, ValueError) as error:
+            raise JobError(str(error)) from None
+        if options["resolution"] and generator.pk and options["resolution"] != config.resolution:
+            raise JobError(
+                f"model {generator.name!r} is {config.resolution}x{config.resolution}; "
+                f"--resolution cannot change it"
+            )
+
+    # --- the staff forms --------------------------------------------------------------------
+
+    def train_form_params(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {**super().train_form_params(data), "preset": data.get("preset") or "small"}
+
+    def clean_generate_form(
+        self, form: Any, generator: GeneratorModel, data: dict[str, Any]
+    ) -> None:
+        if data.get("prompt"):
+            form.add_error(
+                "prompt",
+                f"“{generator.name}” is a class-conditional pixel diffusion model: it takes a "
+                f"finding, not a prompt.",
+            )
+        if data.get("negative_prompt"):
+            form.add_error("negative_prompt", "Pixel diffusion models take no negative prompt.")
+        self._clean_finding(form, generator, data)
+        if not has_checkpoint(generator):
+            form.add_error(
+                "generator",
+                f"“{generator.name}” has no checkpoint yet: wait for its training run to write one.",
+            )
+
+    @staticmethod
+    def _clean_finding(form: Any, generator: GeneratorModel, data: dict[str, Any]) -> None:
+        finding = data.get("finding", "")
+        findings = model_findings(generator)
+        known = ", ".join(findings) or "none"
+        matches = [name for name in findings if name.lower() == finding.lower()]
+        if not finding:
+            form.add_error(
+                "finding", f"Choose the finding to draw; “{generator.name}” knows: {known}."
+            )
+        elif not matches:
+            form.add_error(
+                "finding", f"“{generator.name}” was not trained on “{finding}”; it knows: {known}."
+            )
+        else:
+            data["finding"] = matches[0]
+
+    # --- the model folder -------------------------------------------------------------------
+
+    def folder_layout(self, folder: Path) -> FolderLayout:
+        from generation.engine import ddpm_layout as ckpt
+
+        return FolderLayout(
+            ckpt.list_checkpoints(folder),
+            ckpt.WEIGHTS,
+            ckpt.MARKER,
+            ckpt.SAMPLE_GRID,
+            folder / ckpt.LOSS_LOG,
+        )
+
+    def checkpoint_entries(self, folder: Path) -> list[dict]:
+        from generation.engine import ddpm_layout as ckpt
+
+        entries = []
+        for step, path in ckpt.list_checkpoints(folder):
+            try:
+                marker = json.loads((path / ckpt.MARKER).read_text())
+            except (OSError, ValueError):
+                continue
+            entries.append(
+                {
+                    "step": step,
+                    "path": str(path.relative_to(folder)),
+                    "weights_sha256": marker.get("weights_sha256", ""),
+                }
+            )
+        return entries
+
+    def can_sample_here(self, generator: GeneratorModel) -> None:
+        from generation.engine.checkpoints import ModelFolderError, resolve_checkpoint
+
+        try:
+            resolve_checkpoint(generator.folder)
+        except ModelFolderError as error:
+            raise JobError(str(error)) from None
+
+    # --- running ----------------------------------------------------------------------------
+
+    def engine_errors(self) -> tuple[type[BaseException], ...]:
+        from generation.engine.ddpm import DDPMError
+
+        return (DDPMError,)
+
+    def train(self, session: TrainingSession) -> TrainingOutcome:
+        from generation.engine import training
+
+        generator, params = session.generator, session.params
+        config = self._configure(generator, params)
+        tc = training_config_from(params, session.run.total_steps)
+        self._store_config(generator, config)
+        dataset = self._dataset(session, config)
+        result = training.train(
+            dataset,
+            config,
+            generator.folder,
+            tc,
+            device=session.device,
+            on_step=session.step_callback(tc.checkpoint_every),
+            cancel=session.cancel,
+            resume=True,
+            save_on_cancel=True,
+        )
+        return TrainingOutcome(result.cancelled, result.step, result.last_loss)
+
+    @staticmethod
+    def _configure(generator: GeneratorModel, params: dict[str, Any]):
+        config = ddpm_config_for(generator, params)
+        if params.get("findings"):
+            wanted = [str(f) for f in params["findings"]]
+            if wanted != list(config.findings):
+                raise JobError(
+                    f"model {generator.name!r} was trained on findings {config.findings}; a run "
+                    f"cannot change them to {wanted}: make a new model"
+                )
+        return config
+
+    @staticmethod
+    def _store_config(generator: GeneratorModel, config: Any) -> None:
+        type(generator).objects.filter(pk=generator.pk).update(
+            config=config.to_dict(),
+            findings=list(config.findings),
+            resolution=config.resolution,
+        )
+        generator.refresh_from_db()
+
+    @staticmethod
+    def _dataset(session: TrainingSession, config: Any) -> list:
+        from generation.datasets import load_training_set
+
+        dataset = load_training_set(session.generator, resolution=config.resolution)
+        session.runner.log(f"{len(dataset)} training images ({', '.join(config.findings)})")
+        return dataset
+
+    def generate(self, session: GenerationSession) -> None:
+        from generation.engine import checkpoints, sampling
+
+        job = session.job
+        model = checkpoints.load_model(session.generator.folder)
+        try:
+            sampling.sample(
+                model,
+                job.finding,
+                seeds=session.seeds,
+                steps=job.steps,
+                guidance=job.guidance,
+                scheduler=job.scheduler,
+                device=session.device,
+                batch_size=job.batch_size,
+                on_image=session.store,
+                cancel=session.cancel,
+            )
+        except sampling.SamplingCancelled:
+            raise Stopped() from None

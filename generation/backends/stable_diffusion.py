@@ -1,0 +1,276 @@
+"""Stable Diffusion from a local diffusers folder, fine-tuned with LoRA
+(generation.engine.stable_diffusion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from generation.backends.base import (
+    Backend,
+    FolderLayout,
+    GenerationSession,
+    JobError,
+    Stopped,
+    TrainingOutcome,
+    TrainingSession,
+)
+
+if TYPE_CHECKING:
+    from generation.models import GeneratorModel
+
+TRAINING_PARAMS = frozenset({
+    "batch_size", "grad_accum", "lr", "checkpoint_every", "seed", "lora_rank",
+    "train_text_encoder", "age_group", "resolution",
+})  # fmt: skip
+
+
+def numbered_folders(folder: Path, prefix: str) -> list[tuple[int, Path]]:
+    """(number, path) of the sub-folders named prefix + a number, by number."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for child in folder.iterdir():
+        number = child.name[len(prefix) :]
+        if child.name.startswith(prefix) and number.isdigit() and child.is_dir():
+            found.append((int(number), child))
+    return sorted(found)
+
+
+def lora_config_from(params: dict[str, Any], total_steps: int, resolution: Any):
+    """The engine's LoraTrainingConfig from a run's params, with defaults scaled to the run."""
+    from generation.engine.stable_diffusion import LoraTrainingConfig
+
+    config = LoraTrainingConfig(
+        rank=int(params.get("lora_rank", 8)),
+        learning_rate=float(params.get("lr", 1e-4)),
+        max_steps=total_steps,
+        batch_size=int(params.get("batch_size", 1)),
+        gradient_accumulation_steps=int(params.get("grad_accum", 1)),
+        checkpoint_every=int(
+            params.get("checkpoint_every", max(1, min(250, total_steps // 4 or 1)))
+        ),
+        resolution=int(resolution) if resolution else None,
+        train_text_encoder=bool(params.get("train_text_encoder", False)),
+        seed=int(params.get("seed", 0)),
+    )
+    config.validate()
+    return config
+
+
+class StableDiffusionBackend(Backend):
+    kind = "stable-diffusion"
+    takes_negative_prompt = True
+    needs_base_checkpoint = True
+    training_params = TRAINING_PARAMS
+    model_level_files = ("loss_log.jsonl",)
+    shared_folders = ("lora",)
+    loss_log_name = "loss_log.jsonl"
+    train_form_fields = ("base_checkpoint", "lora_rank")
+    command_options: ClassVar[dict[str, str | None]] = {
+        "lora_rank": "lora_rank",
+        "age_group": "age_group",
+        "resolution": "resolution",
+        "train_text_encoder": "train_text_encoder",
+        "base": None,
+    }
+
+    # --- parameters -------------------------------------------------------------------------
+
+    def check_sampling_request(
+        self, generator: GeneratorModel, *, finding: str, prompt: str, negative_prompt: str
+    ) -> str:
+        finding = super().check_sampling_request(
+            generator, finding=finding, prompt=prompt, negative_prompt=negative_prompt
+        )
+        if not generator.base_checkpoint:
+            raise JobError(
+                f"model {generator.name!r} has no base checkpoint folder: set one on the model "
+                f"first"
+            )
+        return finding
+
+    # --- the train_model command ------------------------------------------------------------
+
+    def set_up_new(self, generator: GeneratorModel, options: dict[str, Any]) -> None:
+        if not options["base"]:
+            raise JobError("a stable-diffusion model needs --base PATH (a local folder)")
+        from generation.engine.stable_diffusion.checks import check_checkpoint
+        from generation.engine.stable_diffusion.errors import StableDiffusionError
+
+        try:
+            info = check_checkpoint(options["base"], hash_weights=False)
+        except (StableDiffusionError, OSError, ValueError) as error:
+            raise JobError(str(error)) from None
+        generator.base_checkpoint = str(info.path)
+        generator.resolution = options["resolution"] or 0
+
+    # --- the staff forms --------------------------------------------------------------------
+
+    def clean_train_form(self, form: Any, data: dict[str, Any]) -> None:
+        self._clean_base_checkpoint(form, data.get("base_checkpoint", "").strip())
+        if data.get("lora_rank") is None and "lora_rank" not in form.errors:
+            form.add_error("lora_rank", "Stable Diffusion fine-tuning needs a LoRA rank.")
+
+    @staticmethod
+    def _clean_base_checkpoint(form: Any, folder: str) -> None:
+        if not folder:
+            form.add_error("base_checkpoint", "Stable Diffusion needs a base checkpoint folder.")
+            return
+        # the folder checks import no torch, so the web process may run them
+        from generation.engine.stable_diffusion.checks import check_checkpoint
+        from generation.engine.stable_diffusion.errors import CheckpointError
+
+        try:
+            check_checkpoint(folder, hash_weights=False)
+        except CheckpointError as error:
+            form.add_error("base_checkpoint", str(error))
+        else:
+            form.cleaned_data["base_checkpoint"] = str(Path(folder).expanduser())
+
+    def fixed_on_continue(self, generator: GeneratorModel, data: dict[str, Any]) -> dict:
+        return {"base checkpoint": (generator.base_checkpoint, data.get("base_checkpoint"))}
+
+    def base_checkpoint_from(self, data: dict[str, Any]) -> str:
+        return data["base_checkpoint"]
+
+    def train_form_params(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {**super().train_form_params(data), "lora_rank": data["lora_rank"]}
+
+    # --- the model folder -------------------------------------------------------------------
+
+    def folder_layout(self, folder: Path) -> FolderLayout:
+        from generation.engine.stable_diffusion import layout
+
+        return FolderLayout(
+            numbered_folders(folder, layout.CHECKPOINT_PREFIX),
+            layout.LORA_WEIGHT_NAME,
+            layout.TRAINING_INFO_NAME,
+            None,
+            folder / layout.LOSS_LOG_NAME,
+        )
+
+    def checkpoint_entries(self, folder: Path) -> list[dict]:
+        from generation.engine.stable_diffusion.checks import sha256_file
+        from generation.engine.stable_diffusion.layout import (
+            CHECKPOINT_PREFIX,
+            LORA_WEIGHT_NAME,
+            TRAINING_STATE_NAME,
+        )
+
+        entries = []
+        if not folder.is_dir():
+            return entries
+        for path in sorted(folder.glob(f"{CHECKPOINT_PREFIX}*")):
+            suffix = path.name[len(CHECKPOINT_PREFIX) :]
+            if not (
+                suffix.isdigit()
+                and (path / TRAINING_STATE_NAME).is_file()
+                and (path / LORA_WEIGHT_NAME).is_file()
+            ):
+                continue
+            entries.append(
+                {
+                    "step": int(suffix),
+                    "path": str(path.relative_to(folder)),
+                    "weights_sha256": sha256_file(path / LORA_WEIGHT_NAME),
+                }
+            )
+        return entries
+
+    def can_sample_here(self, generator: GeneratorModel) -> None:
+        from generation.engine.stable_diffusion.checks import check_checkpoint
+        from generation.engine.stable_diffusion.errors import StableDiffusionError
+
+        try:
+            check_checkpoint(generator.base_checkpoint, hash_weights=False)
+        except (StableDiffusionError, OSError, ValueError) as error:
+            raise JobError(str(error)) from None
+
+    # --- running ----------------------------------------------------------------------------
+
+    def engine_errors(self) -> tuple[type[BaseException], ...]:
+        from generation.engine.stable_diffusion.errors import StableDiffusionError
+
+        return (StableDiffusionError,)
+
+    def train(self, session: TrainingSession) -> TrainingOutcome:
+        from generation.engine.stable_diffusion import train_lora
+
+        generator, params = session.generator, session.params
+        age_group = params.get("age_group") or (generator.config or {}).get("age_group")
+        resolution = params.get("resolution") or generator.resolution or None
+        config = lora_config_from(params, session.run.total_steps, resolution)
+        dataset = self._dataset(session, config, age_group)
+        self._store_config(generator, config, age_group)
+        result = train_lora(
+            generator.base_checkpoint,
+            generator.folder,
+            dataset,
+            config,
+            device=session.device,
+            resume=True,
+            on_step=session.step_callback(config.checkpoint_every),
+            cancel=session.cancel,
+            model_name=generator.name,
+        )
+        return TrainingOutcome(result.cancelled, result.step, result.last_loss)
+
+    @staticmethod
+    def _dataset(session: TrainingSession, config: Any, age_group: str | None) -> list:
+        from generation.datasets import load_training_set
+        from generation.engine.prompts import build_prompt
+
+        generator = session.generator
+        dataset = load_training_set(
+            generator,
+            resolution=config.resolution,
+            label=lambda image: build_prompt(generator.modality, image.finding, age_group),
+        )
+        session.runner.log(f"{len(dataset)} training images; prompts like {dataset[0][1]!r}")
+        return dataset
+
+    @staticmethod
+    def _store_config(generator: GeneratorModel, config: Any, age_group: str | None) -> None:
+        type(generator).objects.filter(pk=generator.pk).update(
+            config={
+                **(generator.config or {}),
+                "lora": dict(config.__dict__.items()),
+                **({"age_group": age_group} if age_group else {}),
+            },
+        )
+        generator.refresh_from_db()
+
+    def generate(self, session: GenerationSession) -> None:
+        from generation.engine.stable_diffusion import (
+            FINAL_LORA_DIRNAME,
+            GenerationCancelled,
+            StableDiffusionGenerator,
+        )
+
+        generator, job = session.generator, session.job
+        lora = generator.folder / FINAL_LORA_DIRNAME
+        engine = StableDiffusionGenerator(
+            generator.base_checkpoint,
+            lora=lora if lora.is_dir() else None,
+            model_name=generator.name,
+            device=session.device,
+        )
+        try:
+            engine.generate(
+                session.prompt,
+                session.seeds,
+                negative_prompt=job.negative_prompt or None,
+                steps=job.steps,
+                guidance=job.guidance,
+                scheduler=job.scheduler,
+                width=generator.resolution or None,
+                height=generator.resolution or None,
+                batch_size=job.batch_size,
+                on_image=session.store,
+                cancel=session.cancel,
+            )
+        except GenerationCancelled:
+            raise Stopped() from None
+        finally:
+            engine.close()
