@@ -14,7 +14,7 @@ from generation.backends import BACKENDS, JobError, backend_for, trainable_kinds
 from generation.datasets import DatasetError, pool_findings, resolve_findings
 from generation.models import GeneratorModel, JobStatus, TrainingRun
 from generation.services import InvalidJob, create_training_run
-from generation.tasks import JobError, run_training
+from generation.tasks import run_training
 from pool.models import Modality
 
 
