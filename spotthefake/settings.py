@@ -252,6 +252,7 @@ AXES_LOCKOUT_PARAMETERS = [
     for part in env_list("LOGIN_LOCKOUT_PARAMETERS", ["username", "ip_address"])
 ]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner would be the only output of `check --deploy`
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Behind the proxy every request comes from the proxy: the client is the last X-Forwarded-For hop.
 AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0, minimum=0)
