@@ -254,12 +254,8 @@ AXES_LOCKOUT_PARAMETERS = [
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # its start-up banner would be the only output of `check --deploy`
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Behind the proxy every request comes from the proxy: the client is the last X-Forwarded-For hop.
-AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0, minimum=0)
-if AXES_IPWARE_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-else:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# Behind the proxy the client is the X-Forwarded-For entry the proxy wrote (access.client_ip).
+AXES_CLIENT_IP_CALLABLE = "access.client_ip.client_ip"
 
 # Roles (access app, docs/deployment.md): members of this group get every permission of these
 # apps; a new app that researchers use must be listed here.
