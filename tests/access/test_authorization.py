@@ -11,11 +11,10 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog
 from django.contrib.admin.sites import site as admin_site
 from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver
-
-from axes.models import AccessAttempt, AccessFailureLog
 
 from access.roles import sync_researcher_group
 from generation.models import GenerationJob, GeneratorKind, GeneratorModel, JobStatus, TrainingRun
@@ -135,7 +134,7 @@ def example_url(route: Route, world) -> str:
         values["pk"] = str(world["job"].pk)
     else:
         values["pk"] = str(study.pk)
-    # Admin objects: a row of the URL's own model; the unnamed redirects and view_on_site: the study.
+    # Admin objects: a row of the URL's own model; unnamed redirects and view_on_site: the study.
     values["object_id"] = str(study.pk)
     values["id"] = str(world["users"]["reader_a"].pk)  # auth_user_password_change
     model_url = re.match(r"admin:(\w+?)_(change|delete|history)$", route.key)
@@ -251,7 +250,9 @@ EXPECTED = {
     ("admin:generation_generatormodel_history", "get"): (L, L, L, 403, 200, 200),
     ("admin:generation_generatormodel_delete", "get"): (L, L, L, 403, 200, 200),
     ("admin:generation_generatormodel_change", "get"): (L, L, L, 403, 200, 200),
-    ("<unnamed admin/generation/generatormodel/<path:object_id>/>", "get"): (L, L, L, 302, 302, 302),
+    ("<unnamed admin/generation/generatormodel/<path:object_id>/>", "get"): (
+        L, L, L, 302, 302, 302
+    ),
     ("admin:app_list", "get"): (L, L, L, 404, 200, 200),
     ("<unnamed admin/(?P<url>.*)$>", "get"): (L, L, L, 404, 404, 404),
     ("healthz", "get"): (200, 200, 200, 200, 200, 200),

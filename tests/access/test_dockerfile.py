@@ -58,7 +58,8 @@ def build_tree(target: Path) -> Path:
             workdir = workdir / arguments
         elif instruction in {"COPY", "ADD"}:
             parts = shlex.split(arguments)
-            assert not any(p.startswith("--") for p in parts), f"unsupported: {instruction} {arguments}"
+            unsupported = f"unsupported: {instruction} {arguments}"
+            assert not any(p.startswith("--") for p in parts), unsupported
             *sources, destination = parts
             base = target / (workdir / destination).relative_to("/")
             for source in sources:

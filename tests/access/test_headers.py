@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import RequestFactory
 from whitenoise.middleware import WhiteNoiseMiddleware
 

@@ -4,8 +4,8 @@ import io
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.management import call_command
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 
 from access.roles import sync_researcher_group
 from readerstudy.models import Image

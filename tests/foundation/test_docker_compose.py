@@ -53,7 +53,8 @@ def test_it_publishes_only_the_tls_proxy(compose):
     services = compose["services"]
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"proxy"}
-    assert {port.split(":")[-1].split("/")[0] for port in services["proxy"]["ports"]} == {"80", "443"}
+    ports = {port.split(":")[-1].split("/")[0] for port in services["proxy"]["ports"]}
+    assert ports == {"80", "443"}
     # gunicorn is reached on the compose networks only, and the proxy sits on the same one.
     assert services["web"]["expose"] == ["8000"]
     assert set(services["proxy"]["networks"]) & set(services["web"]["networks"])
