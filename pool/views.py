@@ -8,20 +8,22 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
+from access import roles
 from pool import uploads
 from pool.forms import ImageUploadForm
 from pool.importing import FAILED, ImportOutcome, import_upload, over_size_limit
 from pool.models import Image
 
 
-def _get_image_for_staff(public_id: str) -> Image:
+def _get_image_for_staff(request: HttpRequest, public_id: str) -> Image:
+    roles.require(request, roles.VIEW_IMAGES)
     return get_object_or_404(Image, public_id=public_id)
 
 
 @require_GET
 @staff_member_required
 def image_display(request: HttpRequest, public_id: str) -> FileResponse:
-    image = _get_image_for_staff(public_id)
+    image = _get_image_for_staff(request, public_id)
     response = FileResponse(image.display.open("rb"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
@@ -33,6 +35,7 @@ def image_display(request: HttpRequest, public_id: str) -> FileResponse:
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def import_images(request: HttpRequest) -> HttpResponse:
+    roles.require(request, roles.IMPORT_IMAGES)
     if request.method != "POST":
         return _import_page(request, outcomes=[])
     if uploads.request_too_large(request):

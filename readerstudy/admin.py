@@ -213,12 +213,14 @@ class StudyAdmin(admin.ModelAdmin):
         self.message_user(request, f"“{study}” {done}{suffix}.", messages.SUCCESS)
         return True
 
-    @admin.action(description="Open selected studies (draws each reader's order)")
+    @admin.action(
+        description="Open selected studies (draws each reader's order)", permissions=["change"]
+    )
     def open_selected(self, request, queryset):
         for study in queryset:
             self._run(request, study, open_study, "is open")
 
-    @admin.action(description="Close selected studies")
+    @admin.action(description="Close selected studies", permissions=["change"])
     def close_selected(self, request, queryset):
         for study in queryset:
             self._run(request, study, close_study, "is closed")

@@ -5,6 +5,7 @@ transport, media on the local disk, all under VAR_DIR. DATABASE_URL and REDIS_UR
 to PostgreSQL and Redis; STORAGE_S3_BUCKET switches media to an S3-compatible store.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
+    "access",
     "pool",
     "readerstudy",
     "generation",
@@ -43,15 +46,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "access.middleware.IdleSessionMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so that it sees the lock-out flag the authentication backend sets.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "spotthefake.urls"
@@ -97,6 +104,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: a locked-out user or address is refused before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -107,6 +119,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# whitenoise would add `Access-Control-Allow-Origin: *`; no other site needs our files.
+WHITENOISE_ALLOW_ALL_ORIGINS = False
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
@@ -184,6 +198,74 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# ----------------------------------------------------------------------------------------------
+# Security (docs/deployment.md). Secure by default: HTTPS only, behind a TLS-terminating proxy
+# (Caddy in docker-compose.yml). ALLOW_PLAIN_HTTP=1 is the one switch for plain HTTP on a trusted
+# network; DEBUG implies it so that `runserver` works.
+# ----------------------------------------------------------------------------------------------
+ALLOW_PLAIN_HTTP = env_bool("ALLOW_PLAIN_HTTP", False) or DEBUG
+_https = not ALLOW_PLAIN_HTTP
+SECURE_SSL_REDIRECT = _https
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container's own health check speaks plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if _https else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+# No script reads the CSRF cookie: htmx sends the token from the page (base.html, hx-headers).
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The proxy terminates TLS and says so in X-Forwarded-Proto; it must overwrite what clients send.
+# Off when gunicorn is reached directly, or a client could claim HTTPS.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", True)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Idle sessions end after SESSION_IDLE_TIMEOUT_S without a request; the expiry moves forward at
+# most every SESSION_REFRESH_S (access.middleware), not with a write on every request.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_S", 8 * 3600, minimum=60)
+SESSION_REFRESH_S = env_int("SESSION_REFRESH_S", 300, minimum=1)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = False
+
+# Content-Security-Policy (django-csp): every script, style, image and font is our own; no inline
+# code, no eval, no framing, forms post only to us.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT wrong passwords lock the account and,
+# separately, the client address (LOGIN_LOCKOUT_PARAMETERS, "+" combines) for
+# LOGIN_COOLOFF_MINUTES, or until an admin deletes the access attempt (admin: Axes).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [
+    part.split("+") if "+" in part else part
+    for part in env_list("LOGIN_LOCKOUT_PARAMETERS", ["username", "ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner would be the only output of `check --deploy`
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind the proxy the client is the X-Forwarded-For entry the proxy wrote (access.client_ip).
+AXES_CLIENT_IP_CALLABLE = "access.client_ip.client_ip"
+
+# Roles (access app, docs/deployment.md): members of this group get every permission of these
+# apps; a new app that researchers use must be listed here.
+RESEARCHER_GROUP = env_str("RESEARCHER_GROUP", "Researchers")
+RESEARCHER_APPS = ["pool", "readerstudy", "generation", "evaluation"]
 
 # ----------------------------------------------------------------------------------------------
 # Generation jobs on the GPU queue (issue 6). Added by the generation-jobs work; keep together.

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("DEBUG", "0")
+# The test server speaks plain HTTP; production mode is tested in subprocesses.
+os.environ.setdefault("ALLOW_PLAIN_HTTP", "1")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("SPOTTHEFAKE_VAR_DIR", tempfile.mkdtemp(prefix="spotthefake-test-"))
 

@@ -101,3 +101,24 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
 
     study = factory.SubFactory(StudyFactory)
     reader = factory.SubFactory(UserFactory)
+
+
+class ResearcherFactory(UserFactory):
+    """Staff in the researchers' group: everything a study needs, no superuser powers."""
+
+    username = factory.Sequence(lambda n: f"research{n}")
+    is_staff = True
+
+    @factory.post_generation
+    def researcher_group(self, create, extracted, **kwargs):
+        if create:
+            from access.roles import sync_researcher_group
+
+            self.groups.add(sync_researcher_group())
+
+
+class BareStaffFactory(UserFactory):
+    """A staff account with no permission at all."""
+
+    username = factory.Sequence(lambda n: f"barestaff{n}")
+    is_staff = True

@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from access import roles
 from pool.models import Image
 from readerstudy import exports, plots
 from readerstudy.analysis.bootstrap import CASE, KINDS
@@ -33,7 +34,8 @@ CASES_PER_PAGE = 100
 
 
 def _get_study_for_staff(request: HttpRequest, public_id: str) -> Study:
-    """The study, for a staff member (the decorator checked); 404 when there is none."""
+    """The study, for a researcher (staff, checked by the decorator, who may view studies)."""
+    roles.require(request, roles.VIEW_RESULTS)
     return get_object_or_404(Study.objects.select_related("created_by"), public_id=public_id)
 
 

@@ -17,7 +17,9 @@ def compose() -> dict:
 
 
 def test_it_defines_the_production_services(compose):
-    assert set(compose["services"]) == {"postgres", "redis", "web", "worker", "gpu-worker"}
+    assert set(compose["services"]) == {
+        "proxy", "postgres", "redis", "web", "worker", "gpu-worker"
+    }
 
 
 def test_it_runs_gunicorn_and_both_queues(compose):
@@ -47,6 +49,33 @@ def test_it_shares_media_and_models_between_web_and_workers(compose):
     assert {"pgdata", "media", "models"} <= set(compose["volumes"])
 
 
+def test_it_publishes_only_the_tls_proxy(compose):
+    services = compose["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy"}
+    ports = {port.split(":")[-1].split("/")[0] for port in services["proxy"]["ports"]}
+    assert ports == {"80", "443"}
+    # gunicorn is reached on the compose networks only, and the proxy sits on the same one.
+    assert services["web"]["expose"] == ["8000"]
+    assert set(services["proxy"]["networks"]) & set(services["web"]["networks"])
+    assert "frontend" not in services["postgres"]["networks"]
+    assert "frontend" not in services["redis"]["networks"]
+
+
+def test_it_terminates_tls_in_caddy_in_front_of_gunicorn(compose):
+    proxy = compose["services"]["proxy"]
+    assert proxy["image"].startswith("caddy:")
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    caddyfile = (ROOT / "Caddyfile").read_text()
+    assert "reverse_proxy web:8000" in caddyfile
+    assert "tls {$CADDY_TLS:internal}" in caddyfile
+    for name in ("web", "worker", "gpu-worker"):
+        environment = compose["services"][name]["environment"]
+        # Production mode: HTTPS settings on, nothing switches them off.
+        assert "ALLOW_PLAIN_HTTP" not in environment and "DEBUG" not in environment
+        assert environment["ALLOWED_HOSTS"].startswith("${SITE_DOMAIN")
+
+
 def test_it_is_valid_for_docker_compose(tmp_path):
     """`docker-compose config` validates the file against the Compose schema without an engine."""
     binary = shutil.which("docker-compose")
@@ -55,7 +84,10 @@ def test_it_is_valid_for_docker_compose(tmp_path):
             pytest.fail("docker-compose is not installed: .ci/run installs it")
         pytest.skip("docker-compose (Debian package) is not installed; .ci/run installs it")
     env_file = tmp_path / ".env"
-    env_file.write_text("SECRET_KEY=x\nPOSTGRES_PASSWORD=y\nTORCH_INDEX_URL=http://wheels.invalid/\n")
+    env_file.write_text(
+        "SECRET_KEY=x\nPOSTGRES_PASSWORD=y\nTORCH_INDEX_URL=http://wheels.invalid/\n"
+        "SITE_DOMAIN=studies.example.org\n"
+    )
     result = subprocess.run(
         [binary, "--project-directory", str(ROOT), "--env-file", str(env_file),
          "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],

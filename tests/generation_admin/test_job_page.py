@@ -42,7 +42,7 @@ def test_it_shows_status_progress_worker_timings_and_the_log(staff_client, runni
     html = response.content.decode()
     assert "Running" in html
     assert "50 / 200 steps" in html and "loss 0.1235" in html
-    assert 'aria-valuenow="50"' in html and "width: 25.0%" in html
+    assert 'aria-valuenow="50"' in html and 'class="pct-25"' in html
     assert "gpu-1@box" in html and "cuda:0 (NVIDIA H100)" in html
     assert "2:0" in html  # duration so far, m:ss
     assert "loss &lt;b&gt;0.12&lt;/b&gt;" in html  # the log is text, never markup
