@@ -13,6 +13,7 @@ from tqdm import tqdm
 from generation.datasets import DatasetError, pool_findings, resolve_findings
 from generation.models import GeneratorKind, GeneratorModel, JobStatus, TrainingRun
 from generation.services import InvalidJob, create_training_run
+from generation.shutdown import cancel_on_signals
 from generation.tasks import JobError, ddpm_config_for, run_training, training_config_from
 from readerstudy.models import Modality
 
@@ -134,7 +135,8 @@ class Command(BaseCommand):
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
         try:
-            result = run_training(run.pk, on_progress=on_progress)
+            with cancel_on_signals():  # SIGTERM / Ctrl-C: cancelled at a checkpoint, not stuck
+                result = run_training(run.pk, on_progress=on_progress)
         except BaseException:
             bar.close()
             TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
@@ -143,6 +145,11 @@ class Command(BaseCommand):
             self._clean_up(generator, run, created)
             raise
         bar.close()
+        if result is not None and result.status == JobStatus.CANCELLED:
+            raise CommandError(
+                f"stopped at step {result.step} (cancelled); the checkpoint of that step is "
+                f"kept: run again with --resume to continue"
+            )
         if result is None or result.status != JobStatus.SUCCEEDED:
             error = (result.error if result else "") or "training did not finish"
             self._clean_up(generator, run, created)
