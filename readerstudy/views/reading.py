@@ -378,7 +378,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     following = (
         slot.assignment.slots.filter(reading__isnull=True)
         .order_by("position")
-        .select_related("assignment__study")
+        .select_related("assignment__study", "reading")  # no second query for its (no) reading
         .first()
     )
     if following is None:
