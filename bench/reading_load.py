@@ -398,14 +398,23 @@ def main() -> int:
                   f"p50 {rows[kind][50] / floor:.1f} x trivial (target <= {TARGET_RATIO:.0f})")  # fmt: skip
         return 0 if intact and not any(results.errors.values()) else 1
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        _stop(server)
         from django.db import connections
 
         connections.close_all()
         _drop_database(database_url)
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _stop(server: subprocess.Popen | None) -> None:
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=120)  # a loaded machine stops slowly
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 if __name__ == "__main__":
