@@ -31,6 +31,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from generation import shutdown
 from generation.models import GenerationJob, JobStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,11 @@ class JobRunner:
         if self.lost:
             self.stop_reason = "lost"
             return True
+        if shutdown.requested():
+            # the process was asked to stop: "cancel" ends the job cancelled, "requeue" hands
+            # it back to the queue (see finish)
+            self.stop_reason = shutdown.requested()
+            return True
         now = time.monotonic()
         if self._deadline is not None and now > self._deadline:
             self.stop_reason = "time"
@@ -244,6 +250,12 @@ class JobRunner:
         return False
 
     def finish(self, status: str, *, error: str = "", **fields) -> None:
+        if status == JobStatus.CANCELLED and self.stop_reason == shutdown.REQUEUE:
+            self.log("the worker is shutting down: handed back to the queue", flush=False)
+            # Queued with no heartbeat: the recovery sweep publishes it again for the next
+            # worker, which resumes it (the message of this run is acknowledged on return).
+            self.write(status=JobStatus.QUEUED, heartbeat_at=None, log_tail=self.log_tail())
+            return
         self.write(
             status=status,
             error=error[:10000],

@@ -82,7 +82,11 @@ TEMPLATES = [
 # Database: SQLite under VAR_DIR unless DATABASE_URL names PostgreSQL.
 DATABASE_URL = env_url("DATABASE_URL", {"postgres", "postgresql", "sqlite"})
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Health checks: a connection that a PostgreSQL restart broke is replaced at the start of
+    # the next request instead of failing it.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -167,9 +171,15 @@ REDIS_URL = env_url("REDIS_URL", {"redis", "rediss"})
 GPU_TASK_HARD_TIME_LIMIT = env_int("GPU_TASK_HARD_TIME_LIMIT", 24 * 3600, minimum=10)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    # A task held by a dead worker comes back only after the visibility timeout;
-    # it must outlast the longest legitimate run or Redis would hand it out twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(GPU_TASK_HARD_TIME_LIMIT * 1.1)}
+    # A task held by a dead worker comes back after the visibility timeout. It need not outlast
+    # the longest job: a job whose message comes back while its worker still runs it is left
+    # alone (its heartbeat is fresh; see generation.runner.claim). The trade-off: shorter means a
+    # killed worker's job resumes sooner, but every job longer than the timeout gets one
+    # duplicate delivery, which costs a second GPU worker (if any) about
+    # GENERATION_HEARTBEAT_STALE_S of waiting before it lets go. Other (short) tasks are safe to
+    # run twice. 240 s + the restore interval keeps a killed worker's job under ~5 minutes.
+    CELERY_VISIBILITY_TIMEOUT_S = env_int("CELERY_VISIBILITY_TIMEOUT_S", 240, minimum=5)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_S}
 else:
     _broker_dir = VAR_DIR / "broker"
     # The filesystem transport does not create its folders; the embedded default must just work.
@@ -189,6 +199,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
+# Celery beat runs the periodic sweep that queues again the jobs whose worker died and whose
+# message is gone too (a flushed or failed-over Redis, the filesystem transport's consumed
+# files). A lost job is found within GENERATION_HEARTBEAT_STALE_S + GENERATION_SWEEP_INTERVAL_S
+# (2 minutes by default); a shorter interval costs one cheap query and a queue scan each time.
+GENERATION_SWEEP_INTERVAL_S = env_int("GENERATION_SWEEP_INTERVAL_S", 60, minimum=1)
+CELERY_IMPORTS = ["generation.recovery"]
+CELERY_BEAT_SCHEDULE = {
+    "recover-lost-jobs": {
+        "task": "generation.recovery.recover_lost_jobs",
+        "schedule": float(GENERATION_SWEEP_INTERVAL_S),
+        # A sweep that waited longer than its interval is superseded by the next one.
+        "options": {"expires": float(GENERATION_SWEEP_INTERVAL_S)},
+    },
+}
 CELERY_ACCEPT_CONTENT = ["json"]
 
 LOGGING = {

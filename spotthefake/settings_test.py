@@ -22,3 +22,5 @@ STORAGES["staticfiles"] = {
 }
 TEST_OUTPUT_DIR = Path(os.environ.get("TEST_OUTPUT_DIR", BASE_DIR / "test-output"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Off until a test arms it: the database "unreachable" for the next N requests.
+MIDDLEWARE = ["spotthefake.testing.DatabaseOutageMiddleware", *MIDDLEWARE]

@@ -425,7 +425,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     following = (
         slot.assignment.slots.filter(reading__isnull=True)
         .order_by("position")
-        .select_related("assignment__study__presentation")
+        .select_related("assignment__study__presentation", "reading")
         .first()
     )
     if following is None:

@@ -268,8 +268,84 @@
   }
 
   function busy(form) {
-    return form.classList.contains("htmx-request");
+    return form.classList.contains("htmx-request") || retry !== null;
   }
+
+  /* ---- connection problems: the same answer is sent again until the server has it -------- */
+
+  // The server records an answer once per slot and takes the very same answer again as a
+  // no-op, so sending it again after an error can never store it twice.
+  const RETRY_FIRST_MS = 500;
+  const RETRY_MAX_MS = 15000;
+  const RETRY_MESSAGE = "Connection problem: your answer was not saved yet; retrying\u2026";
+  let lastAnswer = null; // {path, values} of the answer on its way
+  let retry = null; // {path, values, attempt, timer} while an answer waits to be sent again
+
+  function connectionStatus(text) {
+    const box = document.getElementById("connection-status");
+    if (!box) return;
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  function isAnswerRequest(detail) {
+    // After a swap htmx reports on an ancestor (detail.elt); the request keeps its own element.
+    const config = (detail && detail.requestConfig) || detail || {};
+    const elt = config.elt || (detail && detail.elt);
+    const verb = config.verb;
+    const post = String(verb || "").toLowerCase() === "post";
+    return Boolean(post && elt && elt.matches && elt.matches("form[data-answer-form]"));
+  }
+
+  function sendAgain() {
+    const form = answerForm();
+    if (!retry || !form || !window.htmx) return;
+    retry.timer = 0;
+    window.htmx.ajax("POST", retry.path, { source: form, target: "#reader", values: retry.values });
+  }
+
+  function scheduleRetry(answer) {
+    if (retry && retry.timer) window.clearTimeout(retry.timer);
+    const attempt = retry && retry.path === answer.path ? retry.attempt + 1 : 1;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1));
+    retry = { path: answer.path, values: answer.values, attempt, timer: 0 };
+    retry.timer = window.setTimeout(sendAgain, delay * (0.8 + Math.random() * 0.4));
+    connectionStatus(RETRY_MESSAGE);
+  }
+
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (!isAnswerRequest(event.detail)) return;
+    const values = {};
+    const data = event.detail.formData;
+    if (data && data.forEach) data.forEach((value, name) => { values[name] = value; });
+    lastAnswer = { path: event.detail.path, values };
+  });
+
+  function requestFailed(event) {
+    const detail = event.detail || {};
+    const status = detail.xhr ? detail.xhr.status : 0;
+    const transient = event.type !== "htmx:responseError" || status === 0 || status >= 500;
+    if (isAnswerRequest(detail) && lastAnswer && transient) {
+      scheduleRetry(lastAnswer);
+    } else if (transient) {
+      connectionStatus("Connection problem: the page could not be loaded. Please try again in a moment.");
+    } else {
+      connectionStatus(`The server refused this request (error ${status}). Please reload the page.`);
+    }
+  }
+  document.addEventListener("htmx:responseError", requestFailed);
+  document.addEventListener("htmx:sendError", requestFailed);
+  document.addEventListener("htmx:timeout", requestFailed);
+
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (!event.detail || !event.detail.successful) return;
+    if (isAnswerRequest(event.detail)) {
+      if (retry && retry.timer) window.clearTimeout(retry.timer);
+      retry = null;
+      lastAnswer = null;
+    }
+    if (retry === null) connectionStatus("");
+  });
 
   document.addEventListener(
     "submit",

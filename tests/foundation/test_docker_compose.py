@@ -18,8 +18,15 @@ def compose() -> dict:
 
 def test_it_defines_the_production_services(compose):
     assert set(compose["services"]) == {
-        "proxy", "postgres", "redis", "web", "worker", "gpu-worker"
-    }
+        "proxy", "postgres", "redis", "web", "worker", "beat", "gpu-worker"
+    }  # fmt: skip
+
+
+def test_it_runs_one_celery_beat_for_the_job_recovery_sweep(compose):
+    beat = compose["services"]["beat"]
+    assert beat["command"][:4] == ["celery", "-A", "spotthefake", "beat"]
+    assert "REDIS_URL" in beat["environment"] and "DATABASE_URL" in beat["environment"]
+    assert "deploy" not in beat or "replicas" not in beat["deploy"]
 
 
 def test_it_runs_gunicorn_and_both_queues(compose):

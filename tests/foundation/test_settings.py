@@ -23,6 +23,13 @@ print(json.dumps({
     "broker": settings.CELERY_BROKER_URL,
     "storage": settings.STORAGES["default"]["BACKEND"],
     "visibility": settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout"),
+    "restore": settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("unacked_restore_interval"),
+    "health_checks": settings.DATABASES["default"].get("CONN_HEALTH_CHECKS"),
+    "sweep": settings.GENERATION_SWEEP_INTERVAL_S,
+    "stale": settings.GENERATION_HEARTBEAT_STALE_S,
+    "beat": sorted(
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    ),
 }))
 """
 
@@ -57,13 +64,26 @@ def test_it_switches_to_postgresql_and_redis(tmp_path):
         DATABASE_URL="postgres://postgres@db.example:5433/studies",
         REDIS_URL="redis://cache.example:6380/2",
         GPU_TASK_HARD_TIME_LIMIT="1000",
+        CELERY_VISIBILITY_TIMEOUT_S="100",
     )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert (loaded["name"], loaded["host"]) == ("studies", "db.example")
+    assert loaded["health_checks"] is True
     assert loaded["broker"] == "redis://cache.example:6380/2"
-    assert loaded["visibility"] == 1100
+    assert loaded["visibility"] == 100  # its own setting, not tied to the time limit
+
+
+def test_it_runs_a_killed_workers_job_again_within_five_minutes_by_default(tmp_path):
+    """Read from the settings: the message comes back after the visibility timeout (plus the
+    restore interval); if it was lost, the sweep finds the job once its heartbeat is stale."""
+    result = load_settings(tmp_path, REDIS_URL="redis://cache.example:6380/2")
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["visibility"] + loaded["restore"] <= 300
+    assert loaded["stale"] + loaded["sweep"] <= 300
+    assert loaded["beat"] == ["generation.recovery.recover_lost_jobs"]
 
 
 def test_it_switches_media_to_s3_when_a_bucket_is_set(tmp_path):

@@ -139,3 +139,18 @@ def test_it_redirects_plain_forms_to_the_next_token(client, reader, build_study)
     client.force_login(reader)
     response = client.post(case_url(first), answer_payload("fake"))
     assert TOKEN_IN_URL.search(response["Location"]).group(1) == second.token
+
+
+def test_it_answers_with_a_fixed_number_of_queries(
+    client, reader, build_study, django_assert_num_queries
+):
+    """The answer path under load: session, user, slot; the write under the assignment's lock
+    (4 savepoint statements in the test's transaction); the next case's render."""
+    study = build_study(readers=[reader], confidence_scale=5, n_real=3, n_synthetic=3)
+    slots = slots_of(study, reader)
+    client.force_login(reader)
+    client.get(case_url(slots[0]))
+    for slot in slots[:2]:  # the same number for every case
+        with django_assert_num_queries(16):
+            response = client.post(case_url(slot), answer_payload("fake", 3), **HTMX)
+        assert response.status_code == 200

@@ -14,6 +14,7 @@ from generation.backends import BACKENDS, JobError, backend_for, trainable_kinds
 from generation.datasets import DatasetError, pool_findings, resolve_findings
 from generation.models import GeneratorModel, JobStatus, TrainingRun
 from generation.services import InvalidJob, create_training_run
+from generation.shutdown import cancel_on_signals
 from generation.tasks import run_training
 from pool.models import Modality
 
@@ -128,6 +129,11 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
 
         result = self._run_with_progress(generator, run, created, options["no_progress"])
+        if result is not None and result.status == JobStatus.CANCELLED:
+            raise CommandError(
+                f"stopped at step {result.step} (cancelled); the checkpoint of that step is "
+                f"kept: run again with --resume to continue"
+            )
         if result is None or result.status != JobStatus.SUCCEEDED:
             error = (result.error if result else "") or "training did not finish"
             self._clean_up(generator, run, created)
@@ -157,7 +163,8 @@ class Command(BaseCommand):
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
         try:
-            result = run_training(run.pk, on_progress=on_progress)
+            with cancel_on_signals():  # SIGTERM / Ctrl-C: cancelled at a checkpoint, not stuck
+                result = run_training(run.pk, on_progress=on_progress)
         except BaseException:
             bar.close()
             TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(

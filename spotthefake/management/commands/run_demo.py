@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
@@ -15,13 +16,16 @@ WORKER = [
     "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", "solo",
     "--loglevel", "WARNING", "--hostname", "demo@%h",
 ]
+# The scheduler of the job-recovery sweep, as its own process (as in docker-compose.yml).
+BEAT = ["-m", "celery", "-A", "spotthefake", "beat", "--loglevel", "WARNING"]
 
 
 class Command(BaseCommand):
     help = (
         "Set up the demo and run it: migrate, import the bundled X-rays, create the accounts, "
         "train a small pixel-diffusion model, then start the web server and a Celery worker, "
-        "generate synthetic images through the worker, and open the study 'Spot the fake "
+        "generate synthetic images through the worker (with Celery beat for job recovery), "
+        "and open the study 'Spot the fake "
         "lungs' for the two demo readers. Every step is skipped when already done. Ctrl-C "
         "stops the server and the worker."
     )
@@ -99,6 +103,9 @@ class Command(BaseCommand):
         return [
             subprocess.Popen([python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]),
             subprocess.Popen([python, *WORKER]),
+            subprocess.Popen(
+                [python, *BEAT, "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
+            ),
         ]
 
     def _stop(self, processes: list[subprocess.Popen]) -> None:
