@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from pool.models import Image
 from tests.pool.conftest import jpeg_bytes, png_bytes
@@ -43,3 +44,17 @@ def test_it_requires_at_least_one_file(client, staff):
     response = client.post("/staff/import/", {"truth": "real"})
     assert response.status_code == 200
     assert response.context["form"].errors["files"]
+
+
+def test_it_still_checks_the_csrf_token(staff):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff)
+    upload = {"files": SimpleUploadedFile("one.png", png_bytes(1), "image/png"), "truth": "real"}
+    assert client.post("/staff/import/", upload).status_code == 403
+    assert Image.objects.count() == 0
+    page = client.get("/staff/import/")
+    token = page.context["csrf_token"]
+    upload = {**upload, "files": SimpleUploadedFile("one.png", png_bytes(1), "image/png")}
+    response = client.post("/staff/import/", {**upload, "csrfmiddlewaretoken": str(token)})
+    assert response.status_code == 200
+    assert Image.objects.count() == 1
