@@ -66,7 +66,6 @@ from email.utils import parsedate_to_datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from scipy.ndimage import convolve, sobel
 
 from readerstudy.analysis import Estimate, NotDefined, Value, auc_estimate
 
@@ -326,6 +325,8 @@ _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float64)
 
 def detail_cues(grey: np.ndarray) -> dict[str, float]:
     """Laplacian energy, FFT high-frequency share, gradient magnitude, effective resolution."""
+    from scipy.ndimage import convolve, sobel  # here: the web process imports this module
+
     lap = convolve(grey, _LAPLACIAN, mode="reflect")[1:-1, 1:-1]
     gy = sobel(grey, axis=0)[1:-1, 1:-1]
     gx = sobel(grey, axis=1)[1:-1, 1:-1]

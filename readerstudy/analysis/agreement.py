@@ -14,14 +14,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy.stats import norm
-from statsmodels.stats.inter_rater import cohens_kappa as _sm_cohens_kappa
-from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
 
 from readerstudy.analysis.results import Estimate, NotDefined, Value
 from readerstudy.analysis.table import MISSING
 
-Z95 = float(norm.ppf(0.975))
+# scipy.stats.norm.ppf(0.975), written out so that scipy loads only when a statistic needs it
+# (the web process imports this module at boot); tests/analysis/test_auc.py pins the value.
+Z95 = 1.959963984540054
 POINT_ONLY = "point estimate only (intervals come from the case bootstrap in analyse())"
 ASYMPTOTIC_KAPPA = "asymptotic SE (Fleiss, Cohen & Everitt 1969), normal interval"
 EPS = 1e-12
@@ -102,6 +101,8 @@ def fleiss_kappa(counts: np.ndarray, n_raters: int | None = None) -> Value:
     p_cat = complete.sum(axis=0) / complete.sum()
     if 1.0 - float((p_cat * p_cat).sum()) <= EPS:
         return NotDefined("all readings fall in one category, so chance agreement is 1")
+    from statsmodels.stats.inter_rater import fleiss_kappa as _sm_fleiss_kappa
+
     value = float(_sm_fleiss_kappa(complete, method="fleiss"))
     return _point(value, complete.shape[0])
 
@@ -319,6 +320,8 @@ def cohen_kappa_table(table: np.ndarray) -> Value:
     p_e = float((table.sum(axis=1) / n * table.sum(axis=0) / n).sum())
     if 1.0 - p_e <= EPS:
         return NotDefined(ONE_CATEGORY)
+    from statsmodels.stats.inter_rater import cohens_kappa as _sm_cohens_kappa
+
     result = _sm_cohens_kappa(table)
     return kappa_value(float(result.kappa), float(result.std_kappa), n)
 

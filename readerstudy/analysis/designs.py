@@ -31,9 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
-from scipy.stats import t as student_t
-from statsmodels.stats.proportion import proportion_confint
 
 from readerstudy.analysis.proportions import wilson
 from readerstudy.analysis.results import Estimate, NotDefined, Value
@@ -106,11 +103,15 @@ class PairAnalysis:
 def exact_proportion(count: int, n: int) -> Value:
     if n <= 0:
         return NotDefined("no pairs answered")
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(count, n, alpha=0.05, method="beta")
     return Estimate(count / n, float(low), float(high), n, CLOPPER_PEARSON)
 
 
 def exact_p(count: int, n: int) -> float | None:
+    from scipy.stats import binomtest
+
     return float(binomtest(count, n, 0.5).pvalue) if n > 0 else None
 
 
@@ -261,6 +262,8 @@ def t_mean(values: Sequence[float], what: str) -> Value:
     array = np.asarray(values, float)
     mean = float(array.mean())
     se = float(array.std(ddof=1) / math.sqrt(array.size))
+    from scipy.stats import t as student_t
+
     half = float(student_t.ppf(0.975, array.size - 1)) * se
     return Estimate(
         mean, mean - half, mean + half, array.size, T_INTERVAL, se=se, note=f"n = {what}"

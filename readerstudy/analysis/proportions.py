@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
 
 from readerstudy.analysis.results import Estimate, NotDefined, Value
 
@@ -24,6 +23,8 @@ def wilson_arrays(count: np.ndarray, nobs: np.ndarray) -> tuple[np.ndarray, np.n
     if ok.any():
         c = np.broadcast_to(count, low.shape)[ok]
         n = np.broadcast_to(nobs, low.shape)[ok]
+        from statsmodels.stats.proportion import proportion_confint
+
         lo, hi = proportion_confint(c, n, alpha=0.05, method="wilson")
         low[ok] = np.clip(lo, 0.0, 1.0)
         high[ok] = np.clip(hi, 0.0, 1.0)

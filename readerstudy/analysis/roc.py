@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 from readerstudy.analysis.results import Estimate, NotDefined, RocPoint, Value
 from readerstudy.analysis.table import FAKE, REAL
 
-Z95 = float(norm.ppf(0.975))
+# scipy.stats.norm.ppf(0.975), written out so that scipy loads only when a statistic needs it
+# (the web process imports this module at boot); tests/analysis/test_auc.py pins the value.
+Z95 = 1.959963984540054
 DELONG = "Mann-Whitney AUC; DeLong SE, normal interval clipped to [0, 1]"
 OR_RANDOM = "Obuchowski-Rockette single test, random readers: t interval with Hillis (2007) df"
 OR_FIXED = "Obuchowski-Rockette single test, fixed readers: z interval"
@@ -207,6 +207,8 @@ def or_single_test(aucs: np.ndarray, jackknife: np.ndarray) -> ORResult:
     se_random = float(np.sqrt(denominator / r))
     if ms_r > 0:
         df = denominator**2 / (ms_r**2 / (r - 1))
+        from scipy.stats import t as student_t
+
         quantile = float(student_t.ppf(0.975, df))
         note = f"df = {df:.2f}"
     else:

@@ -120,3 +120,11 @@ def test_it_leaves_the_auc_undefined_without_both_classes():
     assert isinstance(auc_estimate(np.array([1.0, 2.0]), np.array([])), NotDefined)
     single = auc_estimate(np.array([1.0]), np.array([0.0, 2.0]))
     assert isinstance(single, Estimate) and single.ci_low is None and "DeLong" in single.note
+
+
+def test_it_uses_scipys_normal_quantile_for_95_percent_intervals():
+    from scipy.stats import norm
+
+    from readerstudy.analysis import agreement, roc
+
+    assert roc.Z95 == agreement.Z95 == float(norm.ppf(0.975))
