@@ -337,7 +337,12 @@ def design_readings_rows(study: Study, analysis: Any = None) -> Iterator[list]:
 
 
 def register_tables() -> None:
+    from readerstudy.design_dictionary import DESIGN_COLUMNS
+    from readerstudy.export_dictionary import register_columns
     from readerstudy.exports import TableSpec, register_table
+
+    for table, columns in DESIGN_COLUMNS.items():
+        register_columns(table, columns)
 
     for name, description, rows in (
         (
