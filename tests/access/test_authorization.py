@@ -123,6 +123,7 @@ def example_url(route: Route, world) -> str:
         "app_label": "readerstudy",
         "content_type_id": str(ContentType.objects.get_for_model(study).pk),
         "url": "no-such-page/",
+        "window": "lung",
     }
     if route.key == "staff-image-display":
         values["public_id"] = world["image"].public_id
@@ -239,12 +240,20 @@ EXPECTED = {
     ("admin:readerstudy_study_delete", "get"): (L, L, L, 403, 200, 200),
     ("admin:readerstudy_study_change", "get"): (L, L, L, 403, 200, 200),
     ("<unnamed admin/readerstudy/study/<path:object_id>/>", "get"): (L, L, L, 302, 302, 302),
-    ("admin:readerstudy_image_changelist", "get"): (L, L, L, 403, 200, 200),
-    ("admin:readerstudy_image_add", "get"): (L, L, L, 403, 403, 403),
-    ("admin:readerstudy_image_history", "get"): (L, L, L, 403, 200, 200),
-    ("admin:readerstudy_image_delete", "get"): (L, L, L, 403, 200, 200),
-    ("admin:readerstudy_image_change", "get"): (L, L, L, 403, 200, 200),
-    ("<unnamed admin/readerstudy/image/<path:object_id>/>", "get"): (L, L, L, 302, 302, 302),
+    ("admin:pool_image_changelist", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_image_add", "get"): (L, L, L, 403, 403, 403),
+    ("admin:pool_image_history", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_image_delete", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_image_change", "get"): (L, L, L, 403, 200, 200),
+    ("<unnamed admin/pool/image/<path:object_id>/>", "get"): (L, L, L, 302, 302, 302),
+    ("admin:readerstudy_presentationprofile_changelist", "get"): (L, L, L, 403, 200, 200),
+    ("admin:readerstudy_presentationprofile_add", "get"): (L, L, L, 403, 200, 200),
+    ("admin:readerstudy_presentationprofile_history", "get"): (L, L, L, 403, 200, 200),
+    ("admin:readerstudy_presentationprofile_delete", "get"): (L, L, L, 403, 200, 200),
+    ("admin:readerstudy_presentationprofile_change", "get"): (L, L, L, 403, 200, 200),
+    ("<unnamed admin/readerstudy/presentationprofile/<path:object_id>/>", "get"): (
+        L, L, L, 302, 302, 302
+    ),
     ("admin:generation_generatormodel_changelist", "get"): (L, L, L, 403, 200, 200),
     ("admin:generation_generatormodel_add", "get"): (L, L, L, 403, 200, 200),
     ("admin:generation_generatormodel_history", "get"): (L, L, L, 403, 200, 200),
@@ -273,6 +282,9 @@ EXPECTED = {
     ("reading-case", "get"): (L, 302, 404, 404, 404, 404),
     ("reading-image", "get"): (L, 200, 404, 404, 404, 404),
     ("reading-feedback", "get"): (L, 200, 404, 404, 404, 404),
+    ("reading-image-window", "get"): (L, 200, 404, 404, 404, 404),
+    # The world's study shows one image per screen: its screens have no right image.
+    ("reading-right-image", "get"): (L, 404, 404, 404, 404, 404),
     ("staff-image-display", "get"): (L, L, L, 403, 200, 200),
     ("staff-import-images", "get"): (L, L, L, 403, 200, 200),
     ("results-dashboard", "get"): (L, L, L, 403, 200, 200),
