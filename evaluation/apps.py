@@ -19,3 +19,16 @@ class EvaluationConfig(AppConfig):
             "quality", "fidelity, memorization and machine-observer figures of the evaluations "
             "of the study's synthetic images, with real-vs-real baselines", quality_rows, False,
         ))
+        self._register_pages()
+
+    def _register_pages(self) -> None:
+        """The evaluation's parts of the lower apps' pages (their templates include ours)."""
+        from evaluation.admin_views import ACKNOWLEDGE_AUDIT
+        from evaluation.pages import latest_evaluation, latest_machine_observer
+        from generation.extensions import register_job_panel, register_model_panel
+        from readerstudy.extensions import register_dashboard_section, register_study_admin_view
+
+        register_dashboard_section("machine", latest_machine_observer)
+        register_study_admin_view(ACKNOWLEDGE_AUDIT)
+        register_model_panel("quality", latest_evaluation)
+        register_job_panel("quality", latest_evaluation)

@@ -16,3 +16,10 @@ def latest_evaluation(*, generator=None, job=None, study=None) -> QualityEvaluat
     else:
         return None
     return rows.order_by("-created_at", "-id").first()
+
+
+def latest_machine_observer(study) -> QualityEvaluation | None:
+    """The newest finished evaluation behind a study: the dashboard's machine observer."""
+    from evaluation.exports import evaluations_for
+
+    return evaluations_for(study).first()

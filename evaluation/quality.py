@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from django.conf import settings
@@ -263,13 +264,15 @@ def evaluate_job_after_generation(job_pk: int) -> QualityEvaluation | None:
 
 def enqueue_after_generation(job_pk: int) -> None:
     """Publish the evaluation task once the job's success is committed; never fails the job."""
+    transaction.on_commit(partial(publish_evaluation, job_pk))
+
+
+def publish_evaluation(job_pk: int) -> None:
+    """Publish the evaluation task of a job now; a broker that is down is logged, not raised."""
     from evaluation.tasks import evaluate_generation_job
 
-    def publish() -> None:
-        try:
-            evaluate_generation_job.delay(job_pk=job_pk)
-        except Exception:  # the broker is down: the evaluation can be run by hand
-            logger.exception("could not enqueue the quality evaluation of job %s", job_pk)
-
-    transaction.on_commit(publish)
+    try:
+        evaluate_generation_job.delay(job_pk=job_pk)
+    except Exception:  # the broker is down: the evaluation can be run by hand
+        logger.exception("could not enqueue the quality evaluation of job %s", job_pk)
 

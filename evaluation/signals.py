@@ -1,4 +1,5 @@
-"""A study's cases changed: audit it again once the change is committed."""
+"""A study's cases changed: audit it again once the change is committed. A generation job
+succeeded: evaluate its images."""
 
 import logging
 
@@ -6,6 +7,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from generation.signals import generation_succeeded
 from readerstudy.models import StudyCase
 from readerstudy.signals import cases_added
 
@@ -39,6 +41,14 @@ def _case_deleted(sender, instance: StudyCase, **kwargs) -> None:
 @receiver(cases_added, dispatch_uid="evaluation-audit-on-cases-added")
 def _cases_added(sender, study, **kwargs) -> None:
     _enqueue_audit(study.pk)
+
+
+@receiver(generation_succeeded, dispatch_uid="evaluation-evaluate-finished-job")
+def _generation_succeeded(sender, job_pk: int, **kwargs) -> None:
+    # Sent after the job's commit already, so the task is published at once.
+    from evaluation.quality import publish_evaluation
+
+    publish_evaluation(job_pk)
 
 
 def _profile_saved(sender, instance, raw=False, **kwargs) -> None:

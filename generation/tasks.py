@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from generation.datasets import DatasetError
 from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus, TrainingRun
 from generation.pool import DuplicateImageError, store_generated_image
 from generation.runner import JobLost, JobRunner, claim, default_worker_name
+from generation.signals import generation_succeeded
 from readerstudy.services.studies import Balance, ImagesAdded, add_images
 from spotthefake.celery import GPU_QUEUE, project_task
 
@@ -363,11 +365,13 @@ def _succeed(job: GenerationJob, runner: JobRunner) -> None:
             _add_to_study(job, runner)
         runner.log(f"done: {job.count} images in the pool", flush=False)
         runner.finish(JobStatus.SUCCEEDED, done_count=job.count)
-        # --- evaluation app: quality evaluation of the new images (gpu queue), on commit ---
-        from evaluation.quality import enqueue_after_generation
+        transaction.on_commit(partial(_announce_success, job.pk))
 
-        enqueue_after_generation(job.pk)
-        # --- end evaluation app ---
+
+def _announce_success(job_pk: int) -> None:
+    # Robust: the job is already committed as succeeded, so what other apps start on it
+    # (the evaluation app's quality evaluation) is logged when it fails, never raised.
+    generation_succeeded.send_robust(sender=GenerationJob, job_pk=job_pk)
 
 
 def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:

@@ -28,9 +28,9 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from evaluation.pages import latest_evaluation
 from generation import folders, services
 from generation.backends import trainable_kinds
+from generation.extensions import job_panels, model_panels
 from generation.forms import GenerateForm, TrainForm, model_findings
 from generation.models import (
     GenerationJob,
@@ -178,7 +178,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "runs": generator.runs.order_by("-created_at", "-id")[:10],
         "jobs": generator.jobs.order_by("-created_at", "-id")[:10],
         "images": _paginate(request, images, IMAGES_PER_PAGE),
-        "quality": latest_evaluation(generator=generator),  # evaluation app
+        **model_panels(generator),
     }
     return _page(render(request, "generation/model.html", context))
 
@@ -408,7 +408,7 @@ def job_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     if kind == "generation":
         outputs = job.outputs.select_related("image").order_by("-index")[:IMAGES_PER_PAGE]
         context["outputs"] = outputs
-        context["quality"] = latest_evaluation(job=job)  # evaluation app
+        context.update(job_panels(job))
     return _page(render(request, "generation/job.html", context))
 
 

@@ -5,6 +5,8 @@ the refusal rules and draws every reader's order; from then on its cases and the
 that shape orders are read-only, and readers added later get their order on save.
 """
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
@@ -14,6 +16,7 @@ from django.urls import path, reverse
 
 from pool.admin import thumbnail
 from readerstudy.admin_actions import export_readings_csv
+from readerstudy.extensions import StudyAdminView, study_admin_views
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, PresentationProfile, Study, StudyCase, StudyStatus
 from readerstudy.services.studies import (
@@ -242,30 +245,23 @@ class StudyAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.add_cases_view),
                 name="readerstudy_study_add_cases",
             ),
-            path(  # evaluation app: acknowledge the blinding audit's blocking cues
-                "<int:pk>/acknowledge-audit/",
-                self.admin_site.admin_view(self.acknowledge_audit_view),
-                name="readerstudy_study_acknowledge_audit",
-            ),
         ]
-        return own + super().get_urls()
+        # Pages other apps add (the evaluation app's "acknowledge the blinding audit").
+        added = [
+            path(
+                f"<int:pk>/{view.route}/",
+                self.admin_site.admin_view(partial(self._added_view, view=view)),
+                name=view.name,
+            )
+            for view in study_admin_views()
+        ]
+        return own + added + super().get_urls()
 
-    def acknowledge_audit_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """POST note=...: the researcher accepts the current blinding audit's blocking cues."""
-        from evaluation.services import acknowledge_audit, ensure_current_audit
-
+    def _added_view(self, request: HttpRequest, pk: int, *, view: StudyAdminView) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         study = self._study_for_change(request, pk)
-        audit = ensure_current_audit(study)
-        try:
-            acknowledge_audit(audit, request.user, request.POST.get("note", ""))
-        except ValueError as error:
-            self.message_user(request, f"Not acknowledged: {error}.", messages.ERROR)
-        else:
-            self.message_user(
-                request, f"Blinding audit of “{study}” acknowledged.", messages.SUCCESS
-            )
+        view.handle(request, study)
         return self._back(study)
 
     def _study_for_change(self, request: HttpRequest, pk: int) -> Study:

@@ -21,6 +21,7 @@ from pool.models import Image
 from readerstudy import exports, plots
 from readerstudy.analysis.bootstrap import CASE, KINDS
 from readerstudy.design_results import dashboard_context
+from readerstudy.extensions import dashboard_sections
 from readerstudy.models import Study
 from readerstudy.results import (
     GROUPINGS,
@@ -167,17 +168,10 @@ def results_dashboard(request: HttpRequest, public_id: str) -> HttpResponse:
         "plot_fooling_checkpoint": plots.fooling_plot(
             payload["groups"], "generator_checkpoint"
         ),
-        "machine": _latest_machine_observer(study),
+        **dashboard_sections(study),
         **dashboard_context(study, analysis),
     }
     return render(request, "readerstudy/dashboard/study.html", context)
-
-
-def _latest_machine_observer(study: Study):
-    # The dashboard puts every result of a study side by side, the evaluation app's included.
-    from evaluation.exports import evaluations_for
-
-    return evaluations_for(study).first()
 
 
 @require_GET
