@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db.models import F
 
+from pool.models import Truth
 from readerstudy.analysis import designs as stats
 from readerstudy.analysis.results import to_jsonable
-from pool.models import Truth
 from readerstudy.models import Design, Reading, Study
 from readerstudy.services.designs import is_correct
 

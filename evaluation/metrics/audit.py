@@ -396,7 +396,10 @@ def numeric_cue(name: str, group: str, values: np.ndarray, truth: np.ndarray) ->
         )
     raw = auc_estimate(syn, real)
     auc, direction = _directional(raw)
-    summary = lambda v: f"median {_fmt(np.median(v))} (range {_fmt(v.min())}-{_fmt(v.max())})"
+
+    def summary(v: np.ndarray) -> str:
+        return f"median {_fmt(np.median(v))} (range {_fmt(v.min())}-{_fmt(v.max())})"
+
     return CueResult(
         name,
         group,

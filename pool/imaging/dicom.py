@@ -200,7 +200,7 @@ def _parse(data: bytes, *, force: bool) -> Dataset:
             ds = pydicom.dcmread(io.BytesIO(data), force=force)
             # Touch every top-level element now so that a damaged header fails
             # here, with a DICOM-specific message, rather than later.
-            for elem in ds:
+            for _elem in ds:
                 pass
     except Exception:  # noqa: BLE001 - pydicom raises many types on bad input
         # No detail from the exception here: header errors can quote element values.

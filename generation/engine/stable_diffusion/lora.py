@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cancellation import cancel_requested
-from ..devices import pick_placement
+from generation.engine.cancellation import cancel_requested
+from generation.engine.devices import pick_placement
+
 from .checks import check_checkpoint, sha256_file
 from .errors import CheckpointError, StableDiffusionError, TrainingDivergedError
 from .generator import StableDiffusionGenerator, _all_library_versions, make_scheduler
