@@ -686,8 +686,8 @@ def _new_uid(old: str, uid_map: dict[str, str]) -> str:
 
 
 def _scrub(ds: Dataset, uid_map: dict[str, str]) -> None:
-    for tag in list(ds.keys()):
-        tag = int(tag)
+    for key in list(ds.keys()):
+        tag = int(key)
         group = tag >> 16
         if group & 1:  # private element (including private creators)
             del ds[tag]

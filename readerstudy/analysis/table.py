@@ -114,8 +114,10 @@ class ReadingTable:
     answer: np.ndarray
     reader_labels: Sequence[str]
     case_labels: Sequence[str]
-    confidence: np.ndarray | None = None
-    showing: np.ndarray | None = None
+    # Optional when constructing (None: no confidences, every reading a first showing);
+    # __post_init__ always replaces them with arrays, so code reading a table sees arrays.
+    confidence: np.ndarray = None  # type: ignore[assignment]
+    showing: np.ndarray = None  # type: ignore[assignment]
     case_groups: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     collects_confidence: bool | None = None
 
