@@ -18,11 +18,15 @@ install: $(VENV)/.installed
 demo: install
 	DEBUG=1 $(PY) manage.py run_demo
 
-test: install
+# The conventions are checked before the tests: ruff (banned APIs, complexity, import order),
+# the import contracts (pyproject.toml [tool.importlinter]) and mypy over the pure packages.
+test: install lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean-demo:
 	rm -rf var/

@@ -207,9 +207,12 @@ def cuda_report(args, device: torch.device) -> None:
     )
     model = build_model(args.cuda_preset, res, device)
     print(f"  UNet: {parameter_count(model.unet) / 1e6:.1f}M parameters")
-    run = lambda: engine_run(
-        model, "ddim", batch, steps, args.guidance, str(device), "bf16", args.compile
-    )
+
+    def run():
+        return engine_run(
+            model, "ddim", batch, steps, args.guidance, str(device), "bf16", args.compile
+        )
+
     run()
     times = []
     for _ in range(args.cuda_repeats):

@@ -134,15 +134,34 @@ def build_study(title: str, images, n_cases: int, n_practice: int, n_readers: in
                 repeat_fraction: float, seed: int, reader_prefix: str) -> tuple[object, int]:
     """A closed study, every reader reading every case (and the practice cases) once, plus
     `repeat_fraction` of the cases a second time. Returns the study and its readings count."""
-    from datetime import UTC, datetime, timedelta
-
     import numpy as np
+
+    rng = np.random.default_rng(seed)
+    study, cases, assignments = _create_study(
+        title, images, n_cases, n_readers, repeat_fraction=repeat_fraction,
+        reader_prefix=reader_prefix,
+    )
+    study_cases = cases[:n_cases]
+    practice = cases[n_cases:]
+    is_fake = np.array([image.truth == "synthetic" for image in images[:n_cases]])
+    difficulty = rng.normal(0.0, 0.8, n_cases)
+    n_repeat = round(repeat_fraction * n_cases)
+    total = 0
+    for j, assignment in enumerate(assignments):
+        plan = _reader_plan(rng, study_cases, practice, is_fake, difficulty, n_repeat)
+        _store_readings(assignment, plan, j)
+        total += len(plan)
+    return study, total
+
+
+def _create_study(title: str, images, n_cases: int, n_readers: int, *, repeat_fraction: float,
+                  reader_prefix: str):
+    """The study, its cases (study cases first, then practice) and one assignment per reader."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from readerstudy.models import Assignment, Reading, ReadingSlot, Study, StudyCase
+    from readerstudy.models import Assignment, Study, StudyCase
 
-    rng = np.random.default_rng(seed)
     with transaction.atomic():
         study = Study.objects.create(title=title, status="closed", confidence_scale=5,
                                      repeat_fraction=repeat_fraction)
@@ -157,47 +176,55 @@ def build_study(title: str, images, n_cases: int, n_practice: int, n_readers: in
         assignments = Assignment.objects.bulk_create(
             [Assignment(study=study, reader=user) for user in users]
         )
-    study_cases = cases[:n_cases]
-    practice = cases[n_cases:]
-    is_fake = np.array([image.truth == "synthetic" for image in images[:n_cases]])
-    difficulty = rng.normal(0.0, 0.8, n_cases)
-    n_repeat = round(repeat_fraction * n_cases)
-    start = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+    return study, cases, assignments
+
+
+def _reader_plan(rng, study_cases, practice, is_fake, difficulty, n_repeat: int) -> list:
+    """One simulated reader's (case, answer, confidence, showing, is_practice) in reading order:
+    a skill drawn per reader, harder cases answered wrong more often, some unsure answers."""
+    import numpy as np
+
+    n_cases = len(study_cases)
     answers = np.array(["real", "unsure", "fake"])
-    total = 0
-    for j, assignment in enumerate(assignments):
-        skill = rng.uniform(0.72, 0.82)
-        logit = np.log(skill / (1 - skill)) - difficulty
-        correct = rng.random(n_cases) < 1 / (1 + np.exp(-logit))
-        code = np.where(correct == is_fake, 2, 0)
-        code[rng.random(n_cases) < rng.uniform(0.05, 0.15)] = 1
-        confidence = np.where(correct, rng.integers(2, 6, n_cases), rng.integers(1, 5, n_cases))
-        order = rng.permutation(n_cases)
-        repeats = rng.choice(n_cases, n_repeat, replace=False)
-        plan = [(case, "real", 3, 1, True) for case in practice]
-        plan += [(study_cases[i], answers[code[i]], int(confidence[i]), 1, False) for i in order]
-        plan += [(study_cases[i], answers[code[i]] if rng.random() < 0.8 else "unsure",
-                  int(rng.integers(1, 6)), 2, False) for i in repeats]
-        with transaction.atomic():
-            slots = ReadingSlot.objects.bulk_create(
-                [ReadingSlot(assignment=assignment, case=case, position=p, showing=showing,
-                             is_practice=is_practice)
-                 for p, (case, _a, _c, showing, is_practice) in enumerate(plan, start=1)],
-                batch_size=5000,
-            )
-            readings = []
-            for slot, (_case, answer, conf, _s, _p) in zip(slots, plan, strict=True):
-                served = start + timedelta(seconds=7 * slot.position + j)
-                readings.append(Reading(
-                    slot_id=slot.pk, answer=answer, confidence=conf, served_at=served,
-                    answered_at=served + timedelta(seconds=5), client_ms=4800,
-                ))
-            Reading.objects.bulk_create(readings, batch_size=5000)
-        total += len(plan)
-    return study, total
+    skill = rng.uniform(0.72, 0.82)
+    logit = np.log(skill / (1 - skill)) - difficulty
+    correct = rng.random(n_cases) < 1 / (1 + np.exp(-logit))
+    code = np.where(correct == is_fake, 2, 0)
+    code[rng.random(n_cases) < rng.uniform(0.05, 0.15)] = 1
+    confidence = np.where(correct, rng.integers(2, 6, n_cases), rng.integers(1, 5, n_cases))
+    order = rng.permutation(n_cases)
+    repeats = rng.choice(n_cases, n_repeat, replace=False)
+    plan = [(case, "real", 3, 1, True) for case in practice]
+    plan += [(study_cases[i], answers[code[i]], int(confidence[i]), 1, False) for i in order]
+    plan += [(study_cases[i], answers[code[i]] if rng.random() < 0.8 else "unsure",
+              int(rng.integers(1, 6)), 2, False) for i in repeats]
+    return plan
 
 
-# --------------------------------------------------------------------------------- measuring
+def _store_readings(assignment, plan: list, j: int) -> None:
+    """The reader's slots and readings, 7 s apart, shifted by j seconds per reader."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import transaction
+
+    from readerstudy.models import Reading, ReadingSlot
+
+    start = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+    with transaction.atomic():
+        slots = ReadingSlot.objects.bulk_create(
+            [ReadingSlot(assignment=assignment, case=case, position=p, showing=showing,
+                         is_practice=is_practice)
+             for p, (case, _a, _c, showing, is_practice) in enumerate(plan, start=1)],
+            batch_size=5000,
+        )
+        readings = []
+        for slot, (_case, answer, conf, _s, _p) in zip(slots, plan, strict=True):
+            served = start + timedelta(seconds=7 * slot.position + j)
+            readings.append(Reading(
+                slot_id=slot.pk, answer=answer, confidence=conf, served_at=served,
+                answered_at=served + timedelta(seconds=5), client_ms=4800,
+            ))
+        Reading.objects.bulk_create(readings, batch_size=5000)
 
 
 def time_analysis(study, n_bootstrap: int) -> dict:
@@ -274,6 +301,36 @@ def mib(value: int) -> str:
 
 
 def main() -> int:
+    args = _arguments()
+    if args.child_export:
+        _environment(None)
+        _setup(args.scratch_db)
+        child_export(args.child_export, args.tracemalloc)
+        return 0
+
+    postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+    var_dir = tempfile.mkdtemp(prefix="spotthefake-bench-")
+    _environment(var_dir)
+    _setup()
+    from django.db import connection
+
+    scratch_db, original_db = _open_database(postgres)
+    try:
+        t0 = time.perf_counter()
+        images = build_images(args.cases, args.practice, seed=1)
+        _bench_analysis(args, images, t0)
+        _bench_exports(args, images, scratch_db)
+    finally:
+        if postgres and not args.keep:
+            connection.creation.destroy_test_db(original_db, verbosity=0)
+        if args.keep:
+            print(f"kept: {scratch_db or var_dir}")
+        else:
+            shutil.rmtree(var_dir, ignore_errors=True)
+    return 0
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--cases", type=int, default=10_000)
@@ -288,18 +345,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--child-export", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--scratch-db", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    if args.child_export:
-        _environment(None)
-        _setup(args.scratch_db)
-        child_export(args.child_export, args.tracemalloc)
-        return 0
 
-    postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
-    var_dir = tempfile.mkdtemp(prefix="spotthefake-bench-")
-    _environment(var_dir)
-    _setup()
+def _open_database(postgres: bool) -> tuple[str | None, str]:
+    """A scratch PostgreSQL database (or the migrated SQLite file); returns the scratch database's
+    name (None for SQLite) and the configured name to restore afterwards."""
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -315,64 +366,61 @@ def main() -> int:
         call_command("migrate", verbosity=0)
         where = f"SQLite {settings.DATABASES['default']['NAME']}"
     print(f"database: {where}; cpu cores: {os.cpu_count()}")
+    return scratch_db, original_db
 
-    try:
+
+def _bench_analysis(args: argparse.Namespace, images, t0: float) -> None:
+    """Study A: load + analyse timings against the target."""
+    study, n_a = build_study(
+        "bench A", images, args.cases, args.practice, args.readers,
+        repeat_fraction=args.repeat_fraction, seed=2, reader_prefix="a-reader-",
+    )
+    print(f"built study A: {args.readers} readers x {args.cases:,} cases = "
+          f"{n_a:,} readings incl. practice and repeats, in {time.perf_counter() - t0:.1f} s")
+
+    timing = time_analysis(study, args.bootstrap)
+    for k, run in enumerate(timing["runs"], start=1):
+        print(f"  run {k}: load {run['load']:.2f} s ({run['readings']:,} non-practice "
+              f"readings) + analyse(n_bootstrap={args.bootstrap}) {run['analyse']:.2f} s "
+              f"= {run['total']:.2f} s; to_jsonable + json.dumps {run['json']:.2f} s "
+              f"({run['json_mb']:.1f} MB)")
+    print(f"  study_analysis() as the dashboard calls it: cache miss {timing['cache_miss']:.2f} s"
+          f", cache hit {timing['cache_hit']:.2f} s")
+    best = min(run["total"] for run in timing["runs"])
+    averaged = timing["analysis"].reader_averaged.accuracy
+    print(f"  reader-averaged accuracy {averaged.estimate:.3f} "
+          f"[{averaged.ci_low:.3f}, {averaged.ci_high:.3f}]")
+    print(f"load + analyse target <= {TARGET_SECONDS:.0f} s: "
+          f"{'MET' if best <= TARGET_SECONDS else 'MISSED'} (best {best:.2f} s)")
+
+
+def _bench_exports(args: argparse.Namespace, images, scratch_db: str | None) -> None:
+    """Studies C (small) and B (large): the readings export's speed and memory, to show the
+    export's memory stays constant as the rows grow."""
+    exports_done = []
+    for label, readers in (("C", args.small_export_readers), ("B", args.export_readers)):
+        if readers <= 0:
+            continue
         t0 = time.perf_counter()
-        images = build_images(args.cases, args.practice, seed=1)
-        study, n_a = build_study(
-            "bench A", images, args.cases, args.practice, args.readers,
-            repeat_fraction=args.repeat_fraction, seed=2, reader_prefix="a-reader-",
+        export_study, n = build_study(
+            f"bench {label}", images[: args.cases], args.cases, 0, readers, repeat_fraction=0.0,
+            seed=3, reader_prefix=f"{label.lower()}-reader-",
         )
-        print(f"built study A: {args.readers} readers x {args.cases:,} cases = "
-              f"{n_a:,} readings incl. practice and repeats, in {time.perf_counter() - t0:.1f} s")
-
-        timing = time_analysis(study, args.bootstrap)
-        for k, run in enumerate(timing["runs"], start=1):
-            print(f"  run {k}: load {run['load']:.2f} s ({run['readings']:,} non-practice "
-                  f"readings) + analyse(n_bootstrap={args.bootstrap}) {run['analyse']:.2f} s "
-                  f"= {run['total']:.2f} s; to_jsonable + json.dumps {run['json']:.2f} s "
-                  f"({run['json_mb']:.1f} MB)")
-        print(f"  study_analysis() as the dashboard calls it: cache miss {timing['cache_miss']:.2f} s"
-              f", cache hit {timing['cache_hit']:.2f} s")
-        best = min(run["total"] for run in timing["runs"])
-        averaged = timing["analysis"].reader_averaged.accuracy
-        print(f"  reader-averaged accuracy {averaged.estimate:.3f} "
-              f"[{averaged.ci_low:.3f}, {averaged.ci_high:.3f}]")
-        print(f"load + analyse target <= {TARGET_SECONDS:.0f} s: "
-              f"{'MET' if best <= TARGET_SECONDS else 'MISSED'} (best {best:.2f} s)")
-
-        exports_done = []
-        for label, readers in (("C", args.small_export_readers), ("B", args.export_readers)):
-            if readers <= 0:
-                continue
-            t0 = time.perf_counter()
-            export_study, n = build_study(
-                f"bench {label}", images[: args.cases], args.cases, 0, readers, repeat_fraction=0.0,
-                seed=3, reader_prefix=f"{label.lower()}-reader-",
-            )
-            print(f"built study {label}: {readers} readers x {args.cases:,} cases = {n:,} "
-                  f"readings in {time.perf_counter() - t0:.1f} s")
-            result = measure_export(export_study.pk, args.tracemalloc, scratch_db)
-            exports_done.append(result)
-            line = (f"  export readings of {label}: {result['rows']:,} rows in "
-                    f"{result['seconds']:.1f} s ({result['rows'] / result['seconds']:,.0f} rows/s)"
-                    f"; RSS {mib(result['rss_baseline'])} before, peak {mib(result['rss_peak'])}"
-                    f", growth {mib(result['rss_growth'])}")
-            if "tracemalloc_peak" in result:
-                line += f"; tracemalloc peak {mib(result['tracemalloc_peak'])}"
-            print(line)
-        if len(exports_done) == 2:
-            small, large = exports_done
-            print(f"constant memory: {large['rows'] / small['rows']:.0f}x the rows, RSS growth "
-                  f"{mib(small['rss_growth'])} -> {mib(large['rss_growth'])}")
-    finally:
-        if postgres and not args.keep:
-            connection.creation.destroy_test_db(original_db, verbosity=0)
-        if args.keep:
-            print(f"kept: {scratch_db or var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
-    return 0
+        print(f"built study {label}: {readers} readers x {args.cases:,} cases = {n:,} "
+              f"readings in {time.perf_counter() - t0:.1f} s")
+        result = measure_export(export_study.pk, args.tracemalloc, scratch_db)
+        exports_done.append(result)
+        line = (f"  export readings of {label}: {result['rows']:,} rows in "
+                f"{result['seconds']:.1f} s ({result['rows'] / result['seconds']:,.0f} rows/s)"
+                f"; RSS {mib(result['rss_baseline'])} before, peak {mib(result['rss_peak'])}"
+                f", growth {mib(result['rss_growth'])}")
+        if "tracemalloc_peak" in result:
+            line += f"; tracemalloc peak {mib(result['tracemalloc_peak'])}"
+        print(line)
+    if len(exports_done) == 2:
+        small, large = exports_done
+        print(f"constant memory: {large['rows'] / small['rows']:.0f}x the rows, RSS growth "
+              f"{mib(small['rss_growth'])} -> {mib(large['rss_growth'])}")
 
 
 if __name__ == "__main__":

@@ -178,3 +178,6 @@ class GeneratedImage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="generated_image_unique_slot")
         ]
+
+    def __str__(self) -> str:
+        return f"output {self.index} of job #{self.job_id}"

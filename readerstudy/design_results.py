@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db.models import F
 
+from pool.models import Truth
 from readerstudy.analysis import designs as stats
 from readerstudy.analysis.results import to_jsonable
-from pool.models import Truth
 from readerstudy.models import Design, Reading, Study
 from readerstudy.services.designs import is_correct
 
@@ -263,26 +263,35 @@ def finding_confusion_rows(study: Study, analysis: Any = None) -> Iterator[list]
         ]
 
 
+DESIGN_READINGS_HEADER = [
+    "study_public_id",
+    "design",
+    "reader",
+    "position",
+    "is_practice",
+    "left_image_public_id",
+    "left_truth",
+    "right_image_public_id",
+    "right_truth",
+    "chosen_side",
+    "answer",
+    "correct",
+    "image_finding",
+    "finding_answer",
+    "requested_exposure_ms",
+    "achieved_exposure_ms",
+]
+
+
 def design_readings_rows(study: Study, analysis: Any = None) -> Iterator[list]:
-    yield [
-        "study_public_id",
-        "design",
-        "reader",
-        "position",
-        "is_practice",
-        "left_image_public_id",
-        "left_truth",
-        "right_image_public_id",
-        "right_truth",
-        "chosen_side",
-        "answer",
-        "correct",
-        "image_finding",
-        "finding_answer",
-        "requested_exposure_ms",
-        "achieved_exposure_ms",
-    ]
-    readings = (
+    yield list(DESIGN_READINGS_HEADER)
+    for values in _design_readings(study).iterator(chunk_size=5000):
+        yield _design_reading_row(study, *values)
+
+
+def _design_readings(study: Study):
+    """Every reading of the study, one tuple each, by reader and position."""
+    return (
         Reading.objects.filter(slot__assignment__study=study)
         .order_by("slot__assignment__reader__username", "slot__position")
         .values_list(
@@ -301,39 +310,42 @@ def design_readings_rows(study: Study, analysis: Any = None) -> Iterator[list]:
             "achieved_exposure_ms",
         )
     )
-    for (
+
+
+def _design_reading_row(
+    study: Study,
+    reader,
+    position,
+    practice,
+    left_id,
+    left_truth,
+    right_id,
+    right_truth,
+    side,
+    answer,
+    finding,
+    finding_answer,
+    requested,
+    achieved,
+) -> list:
+    return [
+        study.public_id,
+        study.design,
         reader,
         position,
-        practice,
+        int(practice),
         left_id,
         left_truth,
-        right_id,
-        right_truth,
+        _blank(right_id),
+        _blank(right_truth),
         side,
         answer,
+        int(is_correct(answer, left_truth)),
         finding,
         finding_answer,
-        requested,
-        achieved,
-    ) in readings.iterator(chunk_size=5000):
-        yield [
-            study.public_id,
-            study.design,
-            reader,
-            position,
-            int(practice),
-            left_id,
-            left_truth,
-            _blank(right_id),
-            _blank(right_truth),
-            side,
-            answer,
-            int(is_correct(answer, left_truth)),
-            finding,
-            finding_answer,
-            _blank(requested),
-            _blank(achieved),
-        ]
+        _blank(requested),
+        _blank(achieved),
+    ]
 
 
 def register_tables() -> None:

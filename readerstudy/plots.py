@@ -117,19 +117,7 @@ def reader_performance_plot(readers: Sequence[dict[str, Any]]) -> SafeString:
     left = label_width + 10
     height = top + row * len(readers) + 42
     width = left + plot_width + 130
-    body = [
-        f'<circle cx="{_f(left)}" cy="12" r="4" fill="{SENSITIVITY_COLOUR}"/>',
-        _text(left + 8, 16, "sensitivity (fakes answered fake)"),
-        f'<rect x="{_f(left + 210)}" y="8" width="8" height="8" fill="{SPECIFICITY_COLOUR}"/>',
-        _text(left + 222, 16, "specificity (reals answered real)"),
-    ]
-    bottom = top + row * len(readers)
-    body += _x_axis(left, plot_width, top - 4, bottom, "proportion (95% Wilson interval)")
-    chance = left + 0.5 * plot_width
-    body.append(
-        f'<line x1="{_f(chance)}" y1="{_f(top - 4)}" x2="{_f(chance)}" y2="{_f(bottom)}" '
-        f'stroke="#999" stroke-dasharray="4 3"/>'
-    )
+    body = _reader_performance_frame(left, plot_width, top, top + row * len(readers))
     for index, reader in enumerate(readers):
         y = top + row * index + row / 2
         body.append(_text(label_width, y + 4, _short(reader["reader"]), anchor="end"))
@@ -142,25 +130,8 @@ def reader_performance_plot(readers: Sequence[dict[str, Any]]) -> SafeString:
             if slot["not_defined"]:
                 missing.append(f"{name} not defined")
                 continue
-            yy = y + offset
             tip = _title(f"{reader['reader']}: {name} {describe(slot)}")
-            x = left + slot["estimate"] * plot_width
-            x0 = left + slot["ci_low"] * plot_width
-            x1 = left + slot["ci_high"] * plot_width
-            mark = (
-                f'<circle cx="{_f(x)}" cy="{_f(yy)}" r="4" fill="{colour}"/>'
-                if marker == "circle"
-                else f'<rect x="{_f(x - 4)}" y="{_f(yy - 4)}" width="8" height="8" fill="{colour}"/>'
-            )
-            body.append(
-                f'<g class="estimate">{tip}'
-                f'<line x1="{_f(x0)}" y1="{_f(yy)}" x2="{_f(x1)}" y2="{_f(yy)}" '
-                f'stroke="{colour}" stroke-width="2"/>'
-                f'<line x1="{_f(x0)}" y1="{_f(yy - 3)}" x2="{_f(x0)}" y2="{_f(yy + 3)}" '
-                f'stroke="{colour}"/>'
-                f'<line x1="{_f(x1)}" y1="{_f(yy - 3)}" x2="{_f(x1)}" y2="{_f(yy + 3)}" '
-                f'stroke="{colour}"/>{mark}</g>'
-            )
+            body.append(_interval_mark(slot, left, plot_width, y + offset, colour, marker, tip))
         if missing:
             body.append(
                 _text(left + plot_width + 8, y + 4, "; ".join(missing), size=10, fill="#a00")
@@ -171,6 +142,47 @@ def reader_performance_plot(readers: Sequence[dict[str, Any]]) -> SafeString:
         for r in readers
     )
     return _svg(width, height, title, description, body, "plot-readers")
+
+
+def _reader_performance_frame(left: float, plot_width: float, top: float, bottom: float) -> list:
+    """The legend, the proportion axis and the dashed chance line behind the readers' rows."""
+    body = [
+        f'<circle cx="{_f(left)}" cy="12" r="4" fill="{SENSITIVITY_COLOUR}"/>',
+        _text(left + 8, 16, "sensitivity (fakes answered fake)"),
+        f'<rect x="{_f(left + 210)}" y="8" width="8" height="8" fill="{SPECIFICITY_COLOUR}"/>',
+        _text(left + 222, 16, "specificity (reals answered real)"),
+    ]
+    body += _x_axis(left, plot_width, top - 4, bottom, "proportion (95% Wilson interval)")
+    chance = left + 0.5 * plot_width
+    body.append(
+        f'<line x1="{_f(chance)}" y1="{_f(top - 4)}" x2="{_f(chance)}" y2="{_f(bottom)}" '
+        f'stroke="#999" stroke-dasharray="4 3"/>'
+    )
+    return body
+
+
+def _interval_mark(
+    slot: dict[str, Any], left: float, plot_width: float, yy: float, colour: str, marker: str,
+    tip: str,
+) -> str:
+    """One estimate on the proportion axis: its interval bar with end ticks and its marker."""
+    x = left + slot["estimate"] * plot_width
+    x0 = left + slot["ci_low"] * plot_width
+    x1 = left + slot["ci_high"] * plot_width
+    mark = (
+        f'<circle cx="{_f(x)}" cy="{_f(yy)}" r="4" fill="{colour}"/>'
+        if marker == "circle"
+        else f'<rect x="{_f(x - 4)}" y="{_f(yy - 4)}" width="8" height="8" fill="{colour}"/>'
+    )
+    return (
+        f'<g class="estimate">{tip}'
+        f'<line x1="{_f(x0)}" y1="{_f(yy)}" x2="{_f(x1)}" y2="{_f(yy)}" '
+        f'stroke="{colour}" stroke-width="2"/>'
+        f'<line x1="{_f(x0)}" y1="{_f(yy - 3)}" x2="{_f(x0)}" y2="{_f(yy + 3)}" '
+        f'stroke="{colour}"/>'
+        f'<line x1="{_f(x1)}" y1="{_f(yy - 3)}" x2="{_f(x1)}" y2="{_f(yy + 3)}" '
+        f'stroke="{colour}"/>{mark}</g>'
+    )
 
 
 # ---------------------------------------------------------------------------- kappa heatmap
@@ -198,13 +210,27 @@ def kappa_heatmap(reader_labels: Sequence[str], pairs: Sequence[dict[str, Any]],
         )
     index = {label: i for i, label in enumerate(reader_labels)}
     cell = 30 if n <= 14 else max(8, int(560 / n))
-    show_values = cell >= 28
     label_width = min(170, 12 + 6.5 * max(len(_short(label)) for label in reader_labels))
     left, top = label_width + 8, label_width + 8
     legend_width = 200
     width = left + n * cell + 20
     width = max(width, left + legend_width + 110)
     height = top + n * cell + 56
+    body = _kappa_labels(reader_labels, left, top, cell)
+    for pair in pairs:
+        a, b = index.get(pair["reader_a"]), index.get(pair["reader_b"])
+        if a is None or b is None:
+            continue
+        body += _kappa_cells(pair, a, b, left, top, cell)
+    body += _kappa_legend(left, top + n * cell + 18, legend_width)
+    description = "; ".join(
+        f"{p['reader_a']} and {p['reader_b']}: {describe(p['kappa'])}" for p in pairs
+    )
+    return _svg(width, height, title, description, body, "plot-kappa")
+
+
+def _kappa_labels(reader_labels: Sequence[str], left: float, top: float, cell: int) -> list:
+    """Row and (rotated) column labels, and the diagonal's blank cells."""
     body = []
     for i, label in enumerate(reader_labels):
         y = top + i * cell + cell / 2 + 4
@@ -218,33 +244,42 @@ def kappa_heatmap(reader_labels: Sequence[str], pairs: Sequence[dict[str, Any]],
             f'<rect x="{_f(left + i * cell)}" y="{_f(top + i * cell)}" width="{cell}" '
             f'height="{cell}" fill="#f7f7f7" stroke="#fff"><title>{escape(label)}</title></rect>'
         )
-    for pair in pairs:
-        a, b = index.get(pair["reader_a"]), index.get(pair["reader_b"])
-        if a is None or b is None:
-            continue
-        slot = pair["kappa"]
-        defined = not slot["not_defined"]
-        fill = kappa_colour(slot["estimate"]) if defined else NOT_DEFINED_FILL
-        tip = f"{pair['reader_a']} × {pair['reader_b']} ({pair['n_cases']} cases): " + (
-            f"kappa {describe(slot)}" if defined else describe(slot)
+    return body
+
+
+def _kappa_cells(
+    pair: dict[str, Any], a: int, b: int, left: float, top: float, cell: int
+) -> list:
+    """A pair's two symmetric cells, coloured by kappa, with the value when cells are wide."""
+    show_values = cell >= 28
+    slot = pair["kappa"]
+    defined = not slot["not_defined"]
+    fill = kappa_colour(slot["estimate"]) if defined else NOT_DEFINED_FILL
+    tip = f"{pair['reader_a']} × {pair['reader_b']} ({pair['n_cases']} cases): " + (
+        f"kappa {describe(slot)}" if defined else describe(slot)
+    )
+    body = []
+    for row, column in ((a, b), (b, a)):
+        x, y = left + column * cell, top + row * cell
+        body.append(
+            f'<g class="cell"><title>{escape(tip)}</title>'
+            f'<rect x="{_f(x)}" y="{_f(y)}" width="{cell}" height="{cell}" fill="{fill}" '
+            f'stroke="#fff"/>'
         )
-        for row, column in ((a, b), (b, a)):
-            x, y = left + column * cell, top + row * cell
+        if show_values:
+            value = f"{slot['estimate']:.2f}" if defined else "n/d"
+            ink = "#fff" if defined and abs(slot["estimate"]) > 0.55 else "#222"
             body.append(
-                f'<g class="cell"><title>{escape(tip)}</title>'
-                f'<rect x="{_f(x)}" y="{_f(y)}" width="{cell}" height="{cell}" fill="{fill}" '
-                f'stroke="#fff"/>'
+                _text(x + cell / 2, y + cell / 2 + 4, value, anchor="middle", size=9,
+                      fill=ink)
             )
-            if show_values:
-                value = f"{slot['estimate']:.2f}" if defined else "n/d"
-                ink = "#fff" if defined and abs(slot["estimate"]) > 0.55 else "#222"
-                body.append(
-                    _text(x + cell / 2, y + cell / 2 + 4, value, anchor="middle", size=9,
-                          fill=ink)
-                )
-            body.append("</g>")
-    # Colour legend: -1 .. 1
-    ly = top + n * cell + 18
+        body.append("</g>")
+    return body
+
+
+def _kappa_legend(left: float, ly: float, legend_width: float) -> list:
+    """The colour scale from -1 to 1 and the grey swatch for pairs whose kappa is not defined."""
+    body = []
     steps = 20
     for k in range(steps):
         value = -1 + 2 * (k + 0.5) / steps
@@ -260,10 +295,7 @@ def kappa_heatmap(reader_labels: Sequence[str], pairs: Sequence[dict[str, Any]],
         f'fill="{NOT_DEFINED_FILL}"/>'
     )
     body.append(_text(left + legend_width + 28, ly + 9, "not defined", size=10))
-    description = "; ".join(
-        f"{p['reader_a']} and {p['reader_b']}: {describe(p['kappa'])}" for p in pairs
-    )
-    return _svg(width, height, title, description, body, "plot-kappa")
+    return body
 
 
 # ------------------------------------------------------------------------------- ROC curves

@@ -12,8 +12,8 @@ image on that screen), which is what keeps the design blind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 
 
 @dataclass(frozen=True)

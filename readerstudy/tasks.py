@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from spotthefake.celery import project_task
 
+
 @project_task()
 def build_presentation(*, study_pk: int) -> int | None:
     """Build the missing derivatives of the study's cases; returns how many were built.
@@ -12,8 +13,8 @@ def build_presentation(*, study_pk: int) -> int | None:
     A build error is kept for opening, which refuses with the reason.
     """
     from pool.imaging.pipeline import PresentationError
-    from readerstudy.services.presentation import build_study_derivatives
     from readerstudy.models import Study
+    from readerstudy.services.presentation import build_study_derivatives
 
     study = Study.objects.filter(pk=study_pk).first()
     if study is None:

@@ -63,6 +63,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -396,8 +397,12 @@ def numeric_cue(name: str, group: str, values: np.ndarray, truth: np.ndarray) ->
             name, group, "numeric", NotDefined(reason), None, "", "", "", syn.size, real.size
         )
     raw = auc_estimate(syn, real)
+    assert isinstance(raw, Estimate)  # defined: both groups have at least 2 values
     auc, direction = _directional(raw)
-    summary = lambda v: f"median {_fmt(np.median(v))} (range {_fmt(v.min())}-{_fmt(v.max())})"
+
+    def summary(v: np.ndarray) -> str:
+        return f"median {_fmt(np.median(v))} (range {_fmt(v.min())}-{_fmt(v.max())})"
+
     return CueResult(
         name,
         group,
@@ -428,6 +433,7 @@ def categorical_cue(name: str, group: str, values: list[str], truth: np.ndarray)
         share[g] = truth[members].mean()
     score = np.array([share[p] for p in pooled])
     raw = auc_estimate(score[truth], score[~truth])
+    assert isinstance(raw, Estimate)  # defined: both groups have at least 2 images
     note = "categorical: best ordering of the values (optimistic with many small groups)"
     auc = Estimate(
         raw.estimate,
@@ -514,7 +520,7 @@ def audit(
     ignored = tuple(sorted({name.lower() for name in ignore_headers}))
     truth = np.array([bool(item.is_synthetic) for item in items], bool)
     n_syn, n_real = int(truth.sum()), int((~truth).sum())
-    base = {
+    base: dict[str, Any] = {
         "n_items": len(items),
         "n_synthetic": n_syn,
         "n_real": n_real,

@@ -92,6 +92,10 @@ class ExtractorConfig:
 
 
 class _Network(nn.Module):
+    # Buffers (register_buffer below): declared so they read as tensors, not as Module | Tensor.
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
     def __init__(self, config: ExtractorConfig):
         super().__init__()
         self.config = config

@@ -12,6 +12,7 @@ result is ``NotDefined`` with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -58,7 +59,7 @@ def machine_observer_from_features(
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out must be a fraction in (0, 1), got {held_out}")
     n_real, n_syn = len(real), len(synthetic)
-    common = {
+    common: dict[str, Any] = {
         "n_real": n_real,
         "n_synthetic": n_syn,
         "held_out_fraction": held_out,

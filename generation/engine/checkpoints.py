@@ -311,6 +311,7 @@ def resolve_checkpoint(
         raise ModelFolderError(f"{folder} is not a ddpm model folder: missing {MARKER}")
     marker = read_json(folder / MARKER, "ddpm model description")
     _check_marker(marker, folder / MARKER)
+    checkpoint: Path | None
     if marker.get("role") == "checkpoint":
         model_dir, checkpoint = folder.parent.parent, folder
     else:

@@ -292,12 +292,12 @@ class ImageApiClient:
                 error.attempts = error.attempts or attempt
                 raise
             except _Retry as retry:
-                error = retry.error
-                error.attempts = attempt
+                failure = retry.error
+                failure.attempts = attempt
                 if attempt > self.max_retries:
                     if attempt > 1:
-                        error.args = (f"{error.args[0]} (gave up after {attempt} attempts)",)
-                    raise error from None
+                        failure.args = (f"{failure.args[0]} (gave up after {attempt} attempts)",)
+                    raise failure from None
                 delay = retry.delay_s
                 if delay is None:
                     delay = self.backoff_base_s * (2 ** (attempt - 1))
@@ -347,7 +347,7 @@ class ImageApiClient:
                 response = err
             with response:
                 raw = self._read(response, deadline)
-            status = getattr(response, "status", None) or getattr(response, "code", None)
+            status = getattr(response, "status", None) or response.code
             return int(status), response.headers, raw
         except urllib.error.URLError as err:
             if isinstance(err.reason, (TimeoutError, socket.timeout)):
@@ -376,7 +376,8 @@ class ImageApiClient:
 
     def _read(self, response, deadline: float) -> bytes:
         """Read the body in chunks, enforcing the overall deadline and the size limit."""
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError("overall deadline passed")

@@ -178,7 +178,8 @@ def _prepare_unet(model: LoadedModel, device: torch.device, channels_last: bool,
     if next(unet.parameters()).device != device:
         unet.to(device)
     if channels_last:
-        unet.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's overloads leave it out.
+        unet.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if not compile:
         return unet
     key = f"{device}/{channels_last}"

@@ -177,7 +177,8 @@ class _EpochOrder:
 
     def __init__(self, n: int, seed: int):
         self.n, self.seed = n, seed
-        self._epoch, self._perm = -1, None
+        self._epoch = -1
+        self._perm: torch.Tensor | None = None
 
     def indices(self, start: int, count: int) -> torch.Tensor:
         out = []
@@ -186,6 +187,7 @@ class _EpochOrder:
             if epoch != self._epoch:
                 g = torch.Generator().manual_seed(_mix(self.seed, 1, epoch))
                 self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
+            assert self._perm is not None  # drawn above: the first k starts epoch 0, not -1
             out.append(int(self._perm[pos]))
         return torch.tensor(out, dtype=torch.long)
 
@@ -224,7 +226,7 @@ class EMA:
     def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = True):
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.warmup, self.num_updates = decay, warmup, 0
-        self._ema = list(self.module.parameters())
+        self._ema: list[torch.Tensor] = list(self.module.parameters())
 
     def current_decay(self) -> float:
         n = self.num_updates
@@ -357,6 +359,7 @@ def sample_grid(
             guidance=training.grid_guidance,
             autocast_dtype=autocast_dtype,
         )
+        assert x is not None  # no cancel given, so the loop always finishes
         arrays.extend(to_uint8(x))
     return image_grid(arrays, columns=training.grid_per_class)
 

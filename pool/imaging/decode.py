@@ -91,15 +91,20 @@ def read_image(
         )
 
     kind = sniff_format(data, name)
-    limits = {"max_pixels": max_pixels, "frames": frames, "min_side": min_side}
-    if kind == "png":
-        return _read_raster(data, "PNG", **limits)
-    if kind == "jpeg":
-        return _read_raster(data, "JPEG", **limits)
+    if kind in ("png", "jpeg"):
+        return _read_raster(
+            data, kind.upper(), max_pixels=max_pixels, frames=frames, min_side=min_side
+        )
     if kind in ("dicom", "dicom-no-preamble"):
         from .dicom import read_dicom  # late import: .dicom imports this module
 
-        return read_dicom(data, force=(kind == "dicom-no-preamble"), **limits)
+        return read_dicom(
+            data,
+            force=(kind == "dicom-no-preamble"),
+            max_pixels=max_pixels,
+            frames=frames,
+            min_side=min_side,
+        )
     raise ImageImportError(f"unsupported format ({kind}): expected {SUPPORTED}")
 
 

@@ -200,7 +200,7 @@ def _parse(data: bytes, *, force: bool) -> Dataset:
             ds = pydicom.dcmread(io.BytesIO(data), force=force)
             # Touch every top-level element now so that a damaged header fails
             # here, with a DICOM-specific message, rather than later.
-            for elem in ds:
+            for _elem in ds:
                 pass
     except Exception:  # noqa: BLE001 - pydicom raises many types on bad input
         # No detail from the exception here: header errors can quote element values.
@@ -686,8 +686,8 @@ def _new_uid(old: str, uid_map: dict[str, str]) -> str:
 
 
 def _scrub(ds: Dataset, uid_map: dict[str, str]) -> None:
-    for tag in list(ds.keys()):
-        tag = int(tag)
+    for key in list(ds.keys()):
+        tag = int(key)
         group = tag >> 16
         if group & 1:  # private element (including private creators)
             del ds[tag]

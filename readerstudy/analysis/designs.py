@@ -175,17 +175,17 @@ def analyse_hype_infinity(
     for record in records:
         cases[record.case].append(record)
     # Per case: [errors, readings] for synthetic and for real images.
-    strata = {True: [], False: []}
+    strata: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
     for rows in cases.values():
         strata[rows[0].synthetic].append((sum(not r.correct for r in rows), len(rows)))
     fake = np.asarray(strata[True], float).reshape(-1, 2)
     real = np.asarray(strata[False], float).reshape(-1, 2)
+    fake_sums: np.ndarray | None = None
+    real_sums: np.ndarray | None = None
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         fake_sums = _resampled_sums(fake, n_bootstrap, rng)
         real_sums = _resampled_sums(real, n_bootstrap, rng)
-    else:
-        fake_sums = real_sums = None
 
     def slot(parts, sums_of, reason):
         errors = sum(p[:, 0].sum() for p in parts)
@@ -334,9 +334,12 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int) -> Value:
     first, second = wilson(k1, n1), wilson(k2, n2)
     if not (isinstance(first, Estimate) and isinstance(second, Estimate)):
         return NotDefined("a proportion of the difference is not defined")
+    low1, high1, low2, high2 = first.ci_low, first.ci_high, second.ci_low, second.ci_high
+    if low1 is None or high1 is None or low2 is None or high2 is None:
+        return NotDefined("a proportion of the difference has no interval")
     p1, p2 = first.estimate, second.estimate
-    low = p1 - p2 - math.sqrt((p1 - first.ci_low) ** 2 + (second.ci_high - p2) ** 2)
-    high = p1 - p2 + math.sqrt((first.ci_high - p1) ** 2 + (p2 - second.ci_low) ** 2)
+    low = p1 - p2 - math.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2)
+    high = p1 - p2 + math.sqrt((high1 - p1) ** 2 + (p2 - low2) ** 2)
     return Estimate(p1 - p2, max(-1.0, low), min(1.0, high), n1 + n2, NEWCOMBE)
 
 

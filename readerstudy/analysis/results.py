@@ -65,7 +65,7 @@ class Estimate:
             object.__setattr__(self, name, value)
         if (self.ci_low is None) != (self.ci_high is None):
             raise ValueError("give both interval ends or neither")
-        if self.ci_low is not None and self.ci_low > self.ci_high:
+        if self.ci_low is not None and self.ci_high is not None and self.ci_low > self.ci_high:
             raise ValueError(f"interval ends out of order: {self.ci_low} > {self.ci_high}")
         if self.ci_low is None and not self.note:
             raise ValueError("an Estimate without an interval needs a note saying why")

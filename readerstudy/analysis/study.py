@@ -276,7 +276,7 @@ def analyse(
     else:
         rates, weights, reps = _case_bootstrap(dense, inputs, perf, n_bootstrap, seed)
     options = {"kind": bootstrap, "collapse_cause": dense.collapse_cause()}
-    labels = table.reader_labels
+    labels = tuple(table.reader_labels)
     return StudyAnalysis(
         summary=_summary(table, dense, n_bootstrap, seed, bootstrap),
         readers=perf,

@@ -114,8 +114,10 @@ class ReadingTable:
     answer: np.ndarray
     reader_labels: Sequence[str]
     case_labels: Sequence[str]
-    confidence: np.ndarray | None = None
-    showing: np.ndarray | None = None
+    # Optional when constructing (None: no confidences, every reading a first showing);
+    # __post_init__ always replaces them with arrays, so code reading a table sees arrays.
+    confidence: np.ndarray = None  # type: ignore[assignment]
+    showing: np.ndarray = None  # type: ignore[assignment]
     case_groups: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     collects_confidence: bool | None = None
 
@@ -205,32 +207,17 @@ class ReadingTable:
             case_labels = list(dict.fromkeys(str(r["case"]) for r in records))
         reader_index = {str(label): i for i, label in enumerate(reader_labels)}
         case_index = {str(label): i for i, label in enumerate(case_labels)}
-        codes = {name: code for code, name in enumerate(ANSWERS)}
-
-        def answer_code(value: Any) -> int:
-            if isinstance(value, str):
-                if value not in codes:
-                    raise ValueError(f"unknown answer {value!r}; expected one of {ANSWERS}")
-                return codes[value]
-            return int(value)
-
-        def lookup(index: Mapping[str, int], label: Any, what: str) -> int:
-            try:
-                return index[str(label)]
-            except KeyError:
-                raise ValueError(f"{what} {label!r} is not among the {what} labels") from None
-
         groups = {
             name: [mapping.get(label) for label in case_labels]
             for name, mapping in (case_groups or {}).items()
         }
         return cls(
             reader=np.array(
-                [lookup(reader_index, r["reader"], "reader") for r in records], np.int64
+                [_label_index(reader_index, r["reader"], "reader") for r in records], np.int64
             ),
-            case=np.array([lookup(case_index, r["case"], "case") for r in records], np.int64),
+            case=np.array([_label_index(case_index, r["case"], "case") for r in records], np.int64),
             is_fake=np.array([bool(r["is_fake"]) for r in records], bool),
-            answer=np.array([answer_code(r["answer"]) for r in records], np.int64),
+            answer=np.array([_answer_code(r["answer"]) for r in records], np.int64),
             confidence=np.array(
                 [
                     np.nan if r.get("confidence") is None else float(r["confidence"])
@@ -244,3 +231,22 @@ class ReadingTable:
             case_groups=groups,
             collects_confidence=collects_confidence,
         )
+
+
+_ANSWER_CODES = {name: code for code, name in enumerate(ANSWERS)}
+
+
+def _answer_code(value: Any) -> int:
+    """An answer as its code: the names in ANSWERS, or the codes themselves."""
+    if isinstance(value, str):
+        if value not in _ANSWER_CODES:
+            raise ValueError(f"unknown answer {value!r}; expected one of {ANSWERS}")
+        return _ANSWER_CODES[value]
+    return int(value)
+
+
+def _label_index(index: Mapping[str, int], label: Any, what: str) -> int:
+    try:
+        return index[str(label)]
+    except KeyError:
+        raise ValueError(f"{what} {label!r} is not among the {what} labels") from None

@@ -101,6 +101,13 @@ class PresentationProfile(models.Model):
     def __str__(self) -> str:
         return f"presentation of {self.study}"
 
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and "update_fields" not in kwargs:
+            stored = PresentationProfile.objects.filter(pk=self.pk).values("frozen_at").first()
+            if stored and stored["frozen_at"] is not None:
+                raise ValidationError("The presentation of a study with drawn orders is frozen.")
+        super().save(*args, **kwargs)
+
     @property
     def is_frozen(self) -> bool:
         return self.frozen_at is not None
@@ -124,13 +131,6 @@ class PresentationProfile(models.Model):
             raise ValidationError({"ct_window_width": "A custom window needs a centre and a width."})
         if self.percentile_low >= self.percentile_high:
             raise ValidationError({"percentile_high": "Must be above the low percentile."})
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None and "update_fields" not in kwargs:
-            stored = PresentationProfile.objects.filter(pk=self.pk).values("frozen_at").first()
-            if stored and stored["frozen_at"] is not None:
-                raise ValidationError("The presentation of a study with drawn orders is frozen.")
-        super().save(*args, **kwargs)
 
 
 def derivative_upload_to(instance: Derivative, filename: str) -> str:

@@ -323,3 +323,6 @@ class ReadingRevision(models.Model):
 
     class Meta:
         ordering = ["reading_id", "replaced_at", "id"]
+
+    def __str__(self) -> str:
+        return f"reading #{self.reading_id} was {self.answer}"

@@ -18,13 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pool.imaging import ImageImportError, read_image
-from pool.models import Image, Modality
 from pool.imaging.hounsfield import read_hounsfield
-from readerstudy.models.presentation import (
-    Derivative,
-    PresentationProfile,
-    SourceResolution,
-)
 from pool.imaging.pipeline import (
     CT_WINDOWS,
     PresentationError,
@@ -33,7 +27,13 @@ from pool.imaging.pipeline import (
     render_png,
     unit_to_hu,
 )
+from pool.models import Image, Modality
 from readerstudy.models import Study, StudyCase
+from readerstudy.models.presentation import (
+    Derivative,
+    PresentationProfile,
+    SourceResolution,
+)
 from readerstudy.services.studies import StudyRefused
 
 logger = logging.getLogger(__name__)

@@ -165,9 +165,8 @@ def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
 
 def min_viewing_seconds(study) -> float:
     """The study's minimum viewing time (its presentation profile; 0 without one)."""
-    from readerstudy.models.presentation import PresentationProfile
-
     from readerstudy.models import Design
+    from readerstudy.models.presentation import PresentationProfile
 
     # A time-limited exposure shows the image for the staircase's time only: a minimum viewing
     # time would contradict the design, so it does not apply there.

@@ -17,13 +17,13 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from pool.models import Truth
 from readerstudy.design_forms import (
     DesignAnswerForm,
     ExposureAnswerForm,
     PairAnswerForm,
     finding_choices,
 )
-from pool.models import Truth
 from readerstudy.models import Design, Reading, ReadingSlot, StudyStatus
 from readerstudy.services.designs import decide_exposure
 from readerstudy.services.reading import (

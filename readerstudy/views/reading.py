@@ -225,28 +225,12 @@ def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None
         and following is not None
         and (current is None or slot.position + 1 <= current)
     )
-
-    chosen_answer = chosen_confidence = None
-    comment = ""
-    if form is not None and form.is_bound:
-        chosen_answer = form.data.get("answer") or None
-        comment = form.data.get("comment", "")
-    elif reading is not None:
-        chosen_answer, chosen_confidence, comment = (
-            reading.answer,
-            reading.confidence,
-            reading.comment,
-        )
-
-    if slot.is_practice:
-        counter = f"Practice {slot.position} of {progress.practice_total}"
-    else:
-        counter = f"Case {slot.position - progress.practice_total} of {progress.case_total}"
+    chosen_answer, chosen_confidence, comment = _chosen(form, reading)
     return {
         "study": study,
         "slot": slot,
         "progress": progress,
-        "counter": counter,
+        "counter": _counter(slot, progress),
         "form": form,
         "reading": reading,
         "post_url": _case_url(slot),
@@ -273,6 +257,21 @@ def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None
         "findings": finding_choices(study, _chosen_finding(form, reading)),
         **_study_urls(study),
     }
+
+
+def _chosen(form: AnswerForm | None, reading) -> tuple[str | None, int | None, str]:
+    """What the page shows as chosen: the answer just posted, else the stored reading's."""
+    if form is not None and form.is_bound:
+        return form.data.get("answer") or None, None, form.data.get("comment", "")
+    if reading is not None:
+        return reading.answer, reading.confidence, reading.comment
+    return None, None, ""
+
+
+def _counter(slot: ReadingSlot, progress: Progress) -> str:
+    if slot.is_practice:
+        return f"Practice {slot.position} of {progress.practice_total}"
+    return f"Case {slot.position - progress.practice_total} of {progress.case_total}"
 
 
 def _viewer_options(study, slot: ReadingSlot) -> dict:

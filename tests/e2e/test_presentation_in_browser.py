@@ -13,8 +13,8 @@ from pydicom.data import get_testdata_file
 
 from pool.importing import ImportLabels, import_bytes
 from pool.models import Truth
-from readerstudy.services.presentation import profile_of
 from readerstudy.models import Assignment, Reading, StudyCase
+from readerstudy.services.presentation import profile_of
 from readerstudy.services.studies import open_study
 from tests.e2e.test_reading_in_browser import TIMEOUT_MS, browser, context  # noqa: F401
 from tests.factories import DEFAULT_PASSWORD, StudyFactory, UserFactory

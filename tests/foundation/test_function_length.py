@@ -12,8 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 60
-# The packages checked so far; the rest of the tree joins once its long functions are split.
-PACKAGES = ("generation", "evaluation")
+# Every non-test package of the project.
+PACKAGES = ("spotthefake", "access", "pool", "readerstudy", "generation", "evaluation", "bench")
 
 # "path:qualified name" -> why it stays long. Keep this short, and say why for each entry.
 ALLOWED: dict[str, str] = {}

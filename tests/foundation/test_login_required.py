@@ -1,6 +1,7 @@
 """Every page but login needs an account; readers never reach the admin or staff pages."""
 
 import re
+from functools import partial
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -16,6 +17,12 @@ def example_value(converter) -> str:
     return "1" if re.fullmatch(regex, "1") else "abc"
 
 
+def _example(converters: dict, match: re.Match) -> str:
+    """The example value for one ``<converter:name>`` of a route; plain ``<name>`` gets a word."""
+    name = match.group(2)
+    return example_value(converters[name]) if name in converters else "abc"
+
+
 def concrete_urls() -> list[tuple[str, str]]:
     """(name, example path) for every named route outside the admin, with example arguments."""
     found = []
@@ -29,13 +36,7 @@ def concrete_urls() -> list[tuple[str, str]]:
             elif isinstance(pattern, URLPattern) and pattern.name:
                 route = prefix + str(pattern.pattern)
                 converters = {**getattr(pattern.pattern, "converters", {})}
-                route = re.sub(
-                    r"<(?:(\w+):)?(\w+)>",
-                    lambda match: example_value(converters[match.group(2)])
-                    if match.group(2) in converters
-                    else "abc",
-                    route,
-                )
+                route = re.sub(r"<(?:(\w+):)?(\w+)>", partial(_example, converters), route)
                 found.append((pattern.name, "/" + route.lstrip("^").rstrip("$")))
 
     walk(get_resolver().url_patterns)

@@ -17,9 +17,9 @@ from PIL import Image as PILImage
 from evaluation.services import run_blinding_audit
 from pool.importing import ImportLabels, import_bytes
 from pool.models import Truth
+from readerstudy.models import StudyCase
 from readerstudy.models.presentation import SourceResolution
 from readerstudy.services.presentation import profile_of, resolve_profile
-from readerstudy.models import StudyCase
 from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image as PILImage
 from pydicom.data import get_testdata_file
 
+from pool.imaging.pipeline import CT_WINDOWS, Profile, window_unit
 from pool.importing import ImportLabels, import_bytes
 from pool.models import Truth
-from pool.imaging.pipeline import CT_WINDOWS, Profile, window_unit
 from readerstudy.services.presentation import image_profile, render_image
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from PIL import Image as PILImage
 
 from pool.models import Modality
+from readerstudy.models import StudyStatus
 from readerstudy.models.presentation import Derivative, SourceResolution
 from readerstudy.services.presentation import build_study_derivatives, profile_of, resolve_profile
-from readerstudy.models import StudyStatus
 from readerstudy.services.studies import StudyRefused, open_study
 from tests.readerstudy.helpers import slots_of
 

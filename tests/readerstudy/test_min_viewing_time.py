@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from readerstudy.services.presentation import profile_of
 from readerstudy.models import Reading, ReadingSlot
+from readerstudy.services.presentation import profile_of
 from readerstudy.services.studies import open_study
 from tests.readerstudy.helpers import HTMX, answer_payload, case_url, slots_of
 

@@ -165,7 +165,7 @@ def test_it_closes_and_reopens_keeping_the_orders(build_study, reader):
 
 def test_it_adds_cases_by_rule(db):
     study = StudyFactory()
-    for index in range(4):
+    for _ in range(4):
         ImageFactory(truth=Truth.REAL, finding="pneumonia", modality="CXR")
         ImageFactory(truth=Truth.SYNTHETIC, finding="pneumonia", modality="CXR")
         ImageFactory(truth=Truth.SYNTHETIC, finding="normal", modality="CXR")

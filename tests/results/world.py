@@ -28,7 +28,7 @@ def finished_study(answers: dict[str, list[tuple[str, int | None]]], truths: lis
     """
     study = StudyFactory(confidence_scale=5 if confidence else 0, status="closed")
     cases = []
-    for index in range(practice):
+    for _ in range(practice):
         cases.append(StudyCase.objects.create(study=study, image=ImageFactory(), is_practice=True))
     for index, truth in enumerate(truths):
         image = ImageFactory(

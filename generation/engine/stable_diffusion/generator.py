@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..cancellation import cancel_requested
-from ..devices import Placement, library_versions, pick_placement
+from generation.engine.cancellation import cancel_requested
+from generation.engine.devices import Placement, library_versions, pick_placement
+
 from .checks import CheckpointInfo, check_checkpoint, check_lora_folder, sha256_file
 from .errors import CheckpointError, GenerationCancelled
 from .layout import (

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cancellation import cancel_requested
-from ..devices import pick_placement
+from generation.engine.cancellation import cancel_requested
+from generation.engine.devices import pick_placement
+
 from .checks import check_checkpoint, sha256_file
 from .errors import CheckpointError, StableDiffusionError, TrainingDivergedError
 from .generator import StableDiffusionGenerator, _all_library_versions, make_scheduler
@@ -220,7 +221,8 @@ class LoraTrainer:
             raise CheckpointError(
                 f"could not load the Stable Diffusion checkpoint {path}: {exc}"
             ) from exc
-        for module in (self.vae, self.text_encoder, self.unet):
+        modules: tuple[torch.nn.Module, ...] = (self.vae, self.text_encoder, self.unet)
+        for module in modules:
             module.requires_grad_(False)
             module.to(self.device)
             if self.weight_dtype != torch.float32:
@@ -551,11 +553,13 @@ class LoraTrainer:
         from diffusers import StableDiffusionPipeline
 
         unet_layers, text_layers = self._lora_state_dicts()
-        metadata = {"unet_lora_adapter_metadata": self.unet.peft_config["default"].to_dict()}
+        # diffusers types peft_config as a protocol without to_dict; the values are peft's
+        # LoraConfig, which has it.
+        unet_config: Any = self.unet.peft_config["default"]
+        metadata = {"unet_lora_adapter_metadata": unet_config.to_dict()}
         if text_layers is not None:
-            metadata["text_encoder_lora_adapter_metadata"] = self.text_encoder.peft_config[
-                "default"
-            ].to_dict()
+            text_config: Any = self.text_encoder.peft_config["default"]
+            metadata["text_encoder_lora_adapter_metadata"] = text_config.to_dict()
         StableDiffusionPipeline.save_lora_weights(
             str(folder),
             unet_lora_layers={
@@ -708,10 +712,9 @@ class LoraTrainer:
         result = set_peft_model_state_dict(
             self.unet, convert_unet_state_dict_to_peft(unet_part), adapter_name="default"
         )
-        if getattr(result, "unexpected_keys", None):
-            raise CheckpointError(
-                f"{folder}: LoRA weights do not fit the UNet: {result.unexpected_keys[:3]}"
-            )
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise CheckpointError(f"{folder}: LoRA weights do not fit the UNet: {unexpected[:3]}")
         if self.config.train_text_encoder:
             text_part = {
                 k[len("text_encoder.") :]: v
