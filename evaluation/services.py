@@ -32,6 +32,8 @@ from evaluation.metrics import BLOCKING_THRESHOLD, AuditItem, audit
 from evaluation.metrics.remedies import remedy
 from evaluation.models import AuditAcknowledgement, BlindingAudit, EvaluationStatus
 from pool.models import Truth
+from readerstudy.analysis import to_jsonable
+from readerstudy.models import Assignment, ReadingSlot, Study, StudyStatus
 from readerstudy.services.presentation import (
     build_study_derivatives,
     lowest_native_resolution,
@@ -39,8 +41,6 @@ from readerstudy.services.presentation import (
     profile_of,
     resolve_profile,
 )
-from readerstudy.analysis import to_jsonable
-from readerstudy.models import Assignment, ReadingSlot, Study, StudyStatus
 from readerstudy.services.studies import StudyRefused
 
 DEFAULT_MIN_PER_CLASS = 10
