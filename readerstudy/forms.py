@@ -49,7 +49,12 @@ class AnswerForm(forms.Form):
             confidence=data["confidence"],
             comment=data["comment"],
             client_ms=data["client_ms"],
+            extra=self.extra_fields(),
         )
+
+    def extra_fields(self) -> dict:
+        """Reading fields a study design adds to the answer; none for a plain single image."""
+        return {}
 
 
 def _finding_choices() -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ one after the other; the one-to-one between slot and reading is the last line of
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -97,13 +97,14 @@ class AnswerData:
     confidence: int | None = None
     comment: str = ""
     client_ms: int | None = None
+    # What a study design adds to the answer (the finding answered, the side chosen, ...):
+    # Reading fields written in the same statement as the answer.
+    extra: dict = field(default_factory=dict)
 
     def same_as(self, reading: Reading) -> bool:
-        return (self.answer, self.confidence, self.comment.strip()) == (
-            reading.answer,
-            reading.confidence,
-            reading.comment.strip(),
-        )
+        mine = (self.answer, self.confidence, self.comment.strip(), *self.extra.values())
+        stored = [getattr(reading, name) for name in self.extra]
+        return mine == (reading.answer, reading.confidence, reading.comment.strip(), *stored)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
     with transaction.atomic():
         assignment = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("study")
+            .select_related("study__presentation")
             .get(pk=slot.assignment_id)
         )
         study = assignment.study
@@ -152,6 +153,7 @@ def record_answer(slot: ReadingSlot, data: AnswerData) -> Result:
                     client_ms=data.client_ms,
                     served_at=served_at,
                     answered_at=now,
+                    **data.extra,
                 )
         except IntegrityError:
             # Only reachable if the lock did not serialise us; the reading exists now.
@@ -172,12 +174,11 @@ def min_viewing_seconds(study) -> float:
     # time would contradict the design, so it does not apply there.
     if study.design == Design.EXPOSURE:
         return 0.0
-    value = (
-        PresentationProfile.objects.filter(study_id=study.pk)
-        .values_list("min_viewing_seconds", flat=True)
-        .first()
-    )
-    return float(value or 0.0)
+    try:
+        profile = study.presentation  # fetched with the study on the answer path
+    except PresentationProfile.DoesNotExist:
+        return 0.0
+    return float(profile.min_viewing_seconds or 0.0)
 
 
 def _answer_again(
@@ -202,6 +203,8 @@ def _answer_again(
     reading.client_ms = data.client_ms
     reading.answered_at = now
     reading.revision_count += 1
+    for name, value in data.extra.items():
+        setattr(reading, name, value)
     reading.save(
         update_fields=[
             "answer",
@@ -210,6 +213,7 @@ def _answer_again(
             "client_ms",
             "answered_at",
             "revision_count",
+            *data.extra,
         ]
     )
     return Result(Outcome.REVISED, reading)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import markdown
 import nh3
-from django.db import transaction
 from django.db.models import Case, Count, IntegerField, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -402,11 +401,8 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     form = answer_form_class(study)(request.POST, study=study)
     if not form.is_valid():
         return _render_case(request, slot, progress_of(slot.assignment), form=form, status=400)
-    with transaction.atomic():  # the finding answered is written with the answer, or neither
-        result = record_answer(slot, form.answer_data())
-        if study.ask_finding and result.outcome in (Outcome.RECORDED, Outcome.REVISED):
-            finding = form.cleaned_data["finding"]
-            Reading.objects.filter(pk=result.reading.pk).update(finding_answer=finding)
+    # The finding answered (when the study asks) travels in the answer's own INSERT.
+    result = record_answer(slot, form.answer_data())
     if not result.outcome.accepted:
         message = {
             Outcome.STALE: "This case was already answered; your answer was not changed.",

@@ -90,7 +90,7 @@ def test_it_loads_the_researcher_pages_without_a_violation(live_server, transact
         "/admin/",
         f"/admin/readerstudy/study/{study.pk}/change/",
         "/admin/readerstudy/study/",
-        "/admin/readerstudy/image/",
+        "/admin/pool/image/",
         f"/staff/studies/{study.public_id}/results/",
         "/staff/import/",
         "/staff/generation/train/",

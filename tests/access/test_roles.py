@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_it_creates_the_group_with_the_researchers_permissions_at_migrate(settings):
     group = Group.objects.get(name=settings.RESEARCHER_GROUP)  # made by the test database's migrate
     labels = set(group.permissions.values_list("content_type__app_label", flat=True))
-    assert labels == {"readerstudy", "generation", "evaluation"}
+    assert labels == {"pool", "readerstudy", "generation", "evaluation"}
     codenames = set(group.permissions.values_list("codename", flat=True))
     assert {"view_study", "change_study", "add_image", "add_generationjob"} <= codenames
     assert not {"add_user", "change_user", "delete_accessattempt"} & codenames
