@@ -70,6 +70,8 @@ def _environment(database_url: str, var_dir: str) -> dict[str, str]:
         SPOTTHEFAKE_VAR_DIR=var_dir,
         SECRET_KEY="bench-only-not-a-secret",
         DEBUG="0",
+        # Plain HTTP on the loopback: the TLS proxy in front is not what is measured here.
+        ALLOW_PLAIN_HTTP="1",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
     )
