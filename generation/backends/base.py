@@ -5,6 +5,7 @@ No torch and no engine imports here (the web process reads these classes).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,7 @@ class GenerationSession:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Backend:
+class Backend(ABC):
     """One generator kind. Subclasses set the class attributes and override what differs."""
 
     kind: ClassVar[str]
@@ -135,14 +136,17 @@ class Backend:
 
     def set_up_new(self, generator: GeneratorModel, options: dict[str, Any]) -> None:
         """Fill in a new model row from the command's options; JobError when they cannot do."""
+        return None  # an optional hook: nothing to do unless a kind says otherwise
 
     def check_run(self, generator: GeneratorModel, params: dict[str, Any], options: dict) -> None:
         """JobError for a run of `generator` with these settings that would fail at once."""
+        return None  # an optional hook: nothing to do unless a kind says otherwise
 
     # --- the staff forms ------------------------------------------------------------------
 
     def clean_train_form(self, form: Any, data: dict[str, Any]) -> None:
         """Add this kind's errors to the TrainForm (`form.add_error`)."""
+        return None  # an optional hook: nothing to do unless a kind says otherwise
 
     def fixed_on_continue(self, generator: GeneratorModel, data: dict[str, Any]) -> dict:
         """name -> (stored, asked) of the settings that continuing a model cannot change."""
@@ -173,6 +177,7 @@ class Backend:
 
     def can_sample_here(self, generator: GeneratorModel) -> None:
         """Raise (with a message for the researcher) when this machine cannot sample."""
+        return None  # an optional hook: nothing to do unless a kind says otherwise
 
     # --- running (Celery workers and commands only) ---------------------------------------
 
@@ -190,6 +195,9 @@ class Backend:
     def train(self, session: TrainingSession) -> TrainingOutcome:
         raise JobError(f"a {self.kind} model cannot be trained")
 
+    @abstractmethod
     def generate(self, session: GenerationSession) -> None:
-        """Make one image per seed, handing each to `session.store`; Stopped when cancelled."""
-        raise NotImplementedError
+        """Make one image per seed, handing each to `session.store`; Stopped when cancelled.
+
+        Every kind generates (training is optional, see `train`), so each backend must say how.
+        """
