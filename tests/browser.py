@@ -22,3 +22,34 @@ def require_chromium() -> str:
             pytest.fail(message + ": .ci/run installs it")
         pytest.skip(message)
     return CHROMIUM
+
+
+# The fixtures every browser test shares; tests/conftest.py registers this module as a plugin.
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module; each test opens its own contexts (cookies, storage)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests
+    # make meanwhile are still plain synchronous code.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+
+
+@pytest.fixture
+def context(browser):
+    """A factory of browser contexts, all closed after the test."""
+    contexts = []
+
+    def make(**options):
+        contexts.append(browser.new_context(**options))
+        return contexts[-1]
+
+    yield make
+    for made in contexts:
+        made.close()

@@ -6,6 +6,8 @@ from django.conf import settings
 
 from tests.factories import StaffFactory, UserFactory
 
+pytest_plugins = ["tests.browser"]  # the shared Chromium fixtures
+
 SHARED_DATA_ENV = "SPOTTHEFAKE_SHARED_DATA"
 
 

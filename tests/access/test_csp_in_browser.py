@@ -5,7 +5,6 @@ import pytest
 
 from generation.models import GenerationJob, GeneratorKind, GeneratorModel, JobStatus
 from readerstudy.models import Reading
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.factories import DEFAULT_PASSWORD, StaffFactory, UserFactory
 from tests.readerstudy.helpers import StudyBuilder, slots_of
 
@@ -13,17 +12,6 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 20_000
 
 
-@pytest.fixture
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield launched
-            launched.close()
 
 
 def watched_page(browser, violations: list[str]):

@@ -9,7 +9,7 @@ import pytest
 
 from readerstudy.models import Reading, ReadingRevision, ReadingSlot
 from spotthefake import testing
-from tests.e2e.test_reading_in_browser import TIMEOUT_MS, browser, build_study, context  # noqa: F401
+from tests.e2e.test_reading_in_browser import TIMEOUT_MS, build_study
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.browser

@@ -13,7 +13,6 @@ import pytest
 
 from pool.models import Truth
 from readerstudy.models import Design, Reading, ReadingSlot
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.designs.helpers import design_study
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -23,30 +22,8 @@ FRAME_MS = 1000 / 60
 TOLERANCE_MS = 2 * FRAME_MS
 
 
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield launched
-            launched.close()
 
 
-@pytest.fixture
-def context(browser):
-    made = []
-
-    def make(**options):
-        made.append(browser.new_context(**options))
-        return made[-1]
-
-    yield make
-    for item in made:
-        item.close()
 
 
 def login(context, live_server, reader):

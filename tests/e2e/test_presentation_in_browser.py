@@ -16,7 +16,7 @@ from pool.models import Truth
 from readerstudy.models import Assignment, Reading, StudyCase
 from readerstudy.services.presentation import profile_of
 from readerstudy.services.studies import open_study
-from tests.e2e.test_reading_in_browser import TIMEOUT_MS, browser, context  # noqa: F401
+from tests.e2e.test_reading_in_browser import TIMEOUT_MS
 from tests.factories import DEFAULT_PASSWORD, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.browser

@@ -19,7 +19,6 @@ from pool.imaging import make_display_png
 from pool.models import Truth
 from readerstudy.models import Assignment, Reading, ReadingSlot
 from readerstudy.services.studies import open_study
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.factories import DEFAULT_PASSWORD, ImageFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.browser
@@ -38,33 +37,8 @@ TYPED = [
 ANSWERS = {"r": "real", "f": "fake", "u": "unsure"}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium for the module; each test opens its own context (cookies, storage)."""
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests
-    # make meanwhile are still plain synchronous code.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield launched
-            launched.close()
 
 
-@pytest.fixture
-def context(browser):
-    contexts = []
-
-    def make(**options):
-        contexts.append(browser.new_context(**options))
-        return contexts[-1]
-
-    yield make
-    for made in contexts:
-        made.close()
 
 
 def xray_display(index: int) -> bytes:
