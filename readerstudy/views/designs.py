@@ -11,7 +11,8 @@ screen can be revisited (a timed or paired judgement cannot be taken again).
 
 from __future__ import annotations
 
-from django.db import transaction
+from dataclasses import replace
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -109,14 +110,11 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     form = _form_class(study.design)(request.POST, study=study)
     if not form.is_valid():
         return _render(request, slot, progress_of(slot.assignment), form=form, status=400)
-    # The answer and what the design adds to it are written together, or not at all.
-    with transaction.atomic():
-        result = record_answer(slot, form.answer_data())
-        if result.outcome in (Outcome.RECORDED, Outcome.REVISED):
-            extras = form.extra_fields()
-            if study.design == Design.EXPOSURE:
-                extras["requested_exposure_ms"] = decide_exposure(slot)
-            Reading.objects.filter(pk=result.reading.pk).update(**extras)
+    # What the design adds (side, finding, exposures) travels in the answer's own INSERT.
+    data = form.answer_data()
+    if study.design == Design.EXPOSURE:
+        data = replace(data, extra={**data.extra, "requested_exposure_ms": decide_exposure(slot)})
+    result = record_answer(slot, data)
     if not result.outcome.accepted:
         message = {
             Outcome.STALE: "This screen was already answered; your answer was not changed.",
