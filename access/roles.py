@@ -18,6 +18,9 @@ VIEW_RESULTS = "readerstudy.view_study"
 CHANGE_STUDY = "readerstudy.change_study"
 VIEW_IMAGES = "pool.view_image"
 IMPORT_IMAGES = "pool.add_image"
+# Whoever may change a study may create its readers' accounts and invite them (Researchers
+# hold it; the auth app's own user permissions stay with administrators).
+MANAGE_READERS = CHANGE_STUDY
 
 
 def require(request: HttpRequest, permission: str) -> None:

@@ -61,6 +61,16 @@ def eligible_studies() -> QuerySet[Study]:
     return Study.objects.filter(status=StudyStatus.DRAFT).filter(~Exists(drawn)).order_by("title")
 
 
+def usable_generators() -> tuple[list[GeneratorModel], list[GeneratorModel]]:
+    """(usable, not yet usable) models by name: whether each can make images now."""
+    usable, unusable = [], []
+    for generator in GeneratorModel.objects.order_by("name"):
+        (usable if backend_for(generator.kind).usable_for_generation(generator) else unusable).append(
+            generator
+        )
+    return usable, unusable
+
+
 class TrainForm(forms.Form):
     kind = forms.ChoiceField(
         choices=TRAINABLE_KINDS,
@@ -277,10 +287,22 @@ class GenerateForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = eligible_studies()
+        self._offer_usable_models()
         count = self.fields["count"]
         count.max_value = settings.GENERATION_MAX_COUNT
         count.validators.append(MaxValueValidator(settings.GENERATION_MAX_COUNT))
         count.widget.attrs["max"] = settings.GENERATION_MAX_COUNT
+
+    def _offer_usable_models(self) -> None:
+        """List only the models that can make images now (a trained checkpoint, a base).
+
+        The field still accepts any model, so that one posted anyway (an old tab, a
+        `?model=` link) is refused by its backend with the reason, not "invalid choice".
+        """
+        usable, self.unusable_models = usable_generators()
+        self.fields["generator"].widget.choices = [(model.pk, str(model)) for model in usable]
+        if usable and self.initial.get("generator") not in {str(model.pk) for model in usable}:
+            self.initial["generator"] = str(usable[0].pk)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -14,11 +14,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 
+from access.forms import ReaderField
 from pool.admin import thumbnail
 from readerstudy.admin_actions import export_readings_csv
 from readerstudy.extensions import StudyAdminView, study_admin_views
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, PresentationProfile, Study, StudyCase, StudyStatus
+from readerstudy.progress import progress_label, with_progress
 from readerstudy.services.studies import (
     CaseRule,
     StudyRefused,
@@ -91,10 +93,15 @@ class StudyCaseInline(admin.TabularInline):
 class AssignmentInline(admin.TabularInline):
     model = Assignment
     extra = 0
-    raw_id_fields = ["reader"]
     fields = ["reader", "progress", "order_drawn_at", "completed_at"]
     readonly_fields = ["progress", "order_drawn_at", "completed_at"]
     verbose_name_plural = "readers (an order is drawn for each when the study is open)"
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # By name or e-mail with completion, not by raw user id; one query per page.
+        if db_field.name == "reader":
+            return ReaderField(label="Reader", required=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Answered")
     def progress(self, assignment: Assignment) -> str:
@@ -119,7 +126,9 @@ class AssignmentInline(admin.TabularInline):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ["title", "status", "case_count", "reader_count", "opened_at", "closed_at"]
+    list_display = [
+        "title", "status", "case_count", "reader_count", "progress", "opened_at", "closed_at"
+    ]
     list_filter = ["status"]
     search_fields = ["title", "public_id"]
     inlines = [StudyCaseInline, AssignmentInline]
@@ -162,7 +171,7 @@ class StudyAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return (
+        return with_progress(
             super()
             .get_queryset(request)
             .annotate(
@@ -178,6 +187,10 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.display(description="Readers", ordering="n_readers")
     def reader_count(self, study: Study) -> int:
         return study.n_readers
+
+    @admin.display(description="Readings answered", ordering="readings_answered")
+    def progress(self, study: Study) -> str:
+        return progress_label(study)
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["status", "public_id", "created_by", "created_at", "opened_at", "closed_at"]

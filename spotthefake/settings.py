@@ -329,3 +329,30 @@ IMAGE_API_MODEL = env_str("IMAGE_API_MODEL", "")
 IMAGE_API_SIZE = env_str("IMAGE_API_SIZE", "1024x1024")
 IMAGE_API_TIMEOUT_S = env_int("IMAGE_API_TIMEOUT_S", 120, minimum=1)
 IMAGE_API_MAX_RETRIES = env_int("IMAGE_API_MAX_RETRIES", 3, minimum=0)
+
+# ----------------------------------------------------------------------------------------------
+# E-mail (reader invitations and password resets; access.invites). With EMAIL_HOST set, mail
+# goes out over SMTP and invitation links are no longer shown to the researcher; without it,
+# mail is written to the console (or wherever EMAIL_BACKEND says, e.g. the file backend with
+# EMAIL_FILE_PATH) and the researcher passes the link on.
+# ----------------------------------------------------------------------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 20, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Spot the fake <noreply@localhost>")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+    EMAIL_FILE_PATH = env_path("EMAIL_FILE_PATH", VAR_DIR / "mail")
+# How long an invitation or password-reset link works (it also stops once used).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_S", 7 * 24 * 3600, minimum=60)

@@ -159,6 +159,10 @@ class Backend(ABC):
         """The run's settings from a valid TrainForm, named as the backend's `train` reads them."""
         return {"batch_size": data["batch_size"], "lr": data["learning_rate"]}
 
+    def usable_for_generation(self, generator: GeneratorModel) -> bool:
+        """Whether the Generate form offers the model: it can make images now."""
+        return True
+
     def clean_generate_form(
         self, form: Any, generator: GeneratorModel, data: dict[str, Any]
     ) -> None:

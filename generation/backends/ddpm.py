@@ -160,6 +160,9 @@ class DDPMBackend(Backend):
     def train_form_params(self, data: dict[str, Any]) -> dict[str, Any]:
         return {**super().train_form_params(data), "preset": data.get("preset") or "small"}
 
+    def usable_for_generation(self, generator: GeneratorModel) -> bool:
+        return has_checkpoint(generator)
+
     def clean_generate_form(
         self, form: Any, generator: GeneratorModel, data: dict[str, Any]
     ) -> None:

@@ -178,6 +178,17 @@ class StableDiffusionBackend(Backend):
             )
         return entries
 
+    def usable_for_generation(self, generator: GeneratorModel) -> bool:
+        if not generator.base_checkpoint:
+            return False
+        if generator.trained_steps or generator.checkpoints:
+            return True
+        from generation.models import TrainingRun
+
+        # A model whose training has written no LoRA yet would sample the bare base model
+        # under its own name; one added by hand (never trained) samples the base on purpose.
+        return not TrainingRun.objects.filter(generator=generator).exists()
+
     def can_sample_here(self, generator: GeneratorModel) -> None:
         from generation.engine.stable_diffusion.checks import check_checkpoint
         from generation.engine.stable_diffusion.errors import StableDiffusionError

@@ -124,6 +124,7 @@ def example_url(route: Route, world) -> str:
         "content_type_id": str(ContentType.objects.get_for_model(study).pk),
         "url": "no-such-page/",
         "window": "lung",
+        "uidb64": "MQ",
     }
     if route.key == "staff-image-display":
         values["public_id"] = world["image"].public_id
@@ -133,6 +134,8 @@ def example_url(route: Route, world) -> str:
         values["pk"] = str(world["generator"].pk)
     elif route.key.startswith("generation-job"):
         values["pk"] = str(world["job"].pk)
+    elif route.key == "staff-reader-invite":
+        values["pk"] = str(world["users"]["reader_b"].pk)
     else:
         values["pk"] = str(study.pk)
     # Admin objects: a row of the URL's own model; unnamed redirects and view_on_site: the study.
@@ -148,6 +151,7 @@ def example_url(route: Route, world) -> str:
 
 
 POST_ONLY = {
+    "staff-reader-invite",
     "generation-job-cancel",
     "generation-job-retry",
     "admin:readerstudy_study_open",
@@ -265,6 +269,15 @@ EXPECTED = {
     ("admin:app_list", "get"): (L, L, L, 404, 200, 200),
     ("<unnamed admin/(?P<url>.*)$>", "get"): (L, L, L, 404, 404, 404),
     ("healthz", "get"): (200, 200, 200, 200, 200, 200),
+    ("favicon", "get"): (200, 200, 200, 200, 200, 200),
+    # Password reset is for everyone; the confirm page of a made-up token says it is invalid.
+    ("password_reset", "get"): (200, 200, 200, 200, 200, 200),
+    ("password_reset_done", "get"): (200, 200, 200, 200, 200, 200),
+    ("password_reset_confirm", "get"): (200, 200, 200, 200, 200, 200),
+    ("password_reset_complete", "get"): (200, 200, 200, 200, 200, 200),
+    ("staff-home", "get"): (L, L, L, 403, 200, 200),
+    ("staff-readers", "get"): (L, L, L, 403, 200, 200),
+    ("staff-reader-invite", "get"): (L, L, L, 405, 405, 405),
     ("generation-train", "get"): (L, L, L, 403, 200, 200),
     ("generation-generate", "get"): (L, L, L, 403, 200, 200),
     ("generation-jobs", "get"): (L, L, L, 403, 200, 200),
@@ -296,6 +309,7 @@ EXPECTED = {
     ("admin:readerstudy_study_acknowledge_audit", "post"): (L, L, L, 403, 302, 302),
     ("generation-job-cancel", "post"): (L, L, L, 403, 303, 303),
     ("generation-job-retry", "post"): (L, L, L, 403, 303, 303),
+    ("staff-reader-invite", "post"): (L, L, L, 403, 200, 200),
 }
 
 

@@ -6,7 +6,15 @@ from functools import partial
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"login", "healthz"}
+PUBLIC = {
+    "login",
+    "healthz",
+    "favicon",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
 
 
 def example_value(converter) -> str:

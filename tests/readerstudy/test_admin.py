@@ -57,7 +57,7 @@ def inline_post(study, *, readers=(), existing_readers=(), cases=(), **fields) -
         data[f"assignments-{index}-id"] = str(assignment.pk)
         data[f"assignments-{index}-study"] = str(study.pk)
     for index, user in enumerate(readers, start=len(existing_readers)):
-        data[f"assignments-{index}-reader"] = str(user.pk)
+        data[f"assignments-{index}-reader"] = user.get_username()  # readers are typed by name, not id
         data[f"assignments-{index}-study"] = str(study.pk)
     return data
 
