@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db.models import Q
 
 from access.invites import NewReader, email_taken
 
@@ -102,12 +102,22 @@ class InvitedReaderResetForm(PasswordResetForm):
     """
 
     def get_users(self, email: str) -> Iterator[Any]:
+        yield from super().get_users(email)
         field = User.get_email_field_name()
-        candidates = User._default_manager.filter(Q(**{f"{field}__iexact": email}), is_active=True)
-        for user in candidates:
-            invited = user.last_login is None
-            if user.has_usable_password() or invited:
+        invited = User._default_manager.filter(
+            **{f"{field}__iexact": email}, is_active=True, last_login__isnull=True
+        )
+        for user in invited:
+            # Django's own check against look-alike addresses (CVE-2019-19844).
+            if not user.has_usable_password() and _same_address(email, getattr(user, field)):
                 yield user
+
+
+def _same_address(first: str, second: str) -> bool:
+    def fold(text: str) -> str:
+        return unicodedata.normalize("NFKC", text).casefold()
+
+    return fold(first) == fold(second)
 
 
 def reader_label(user) -> str:

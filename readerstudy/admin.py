@@ -97,11 +97,12 @@ class AssignmentInline(admin.TabularInline):
     readonly_fields = ["progress", "order_drawn_at", "completed_at"]
     verbose_name_plural = "readers (an order is drawn for each when the study is open)"
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        # By name or e-mail with completion, not by raw user id; one query per page.
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # By name or e-mail with completion, not by raw user id; one query per page. Not
+        # wrapped in the admin's add/change-user links, which expect a user id in the box.
         if db_field.name == "reader":
             return ReaderField(label="Reader", required=True)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="Answered")
     def progress(self, assignment: Assignment) -> str:
