@@ -133,6 +133,9 @@ class ReaderNameInput(forms.TextInput):
 
     template_name = "access/widgets/reader_name.html"
 
+    class Media:
+        js = ["access/reader-field.js"]
+
     def __init__(self, attrs: dict | None = None) -> None:
         super().__init__({"autocomplete": "off", "size": 40, **(attrs or {})})
         self.options: list[tuple[str, str]] = []
@@ -141,6 +144,7 @@ class ReaderNameInput(forms.TextInput):
         context = super().get_context(name, value, attrs)
         list_id = f"{context['widget']['attrs'].get('id', name)}-readers"
         context["widget"]["attrs"]["list"] = list_id
+        context["widget"]["attrs"]["data-reader-list"] = ""
         context["widget"]["list_id"] = list_id
         context["widget"]["options"] = self.options
         return context
@@ -157,7 +161,7 @@ class ReaderField(forms.ModelChoiceField):
         kwargs.setdefault("help_text", "Type a name or e-mail and pick the reader from the list.")
         super().__init__(queryset=queryset, to_field_name=User.USERNAME_FIELD, **kwargs)
         self.error_messages["invalid_choice"] = "No active account with this username."
-        users = list(queryset.order_by("last_name", "first_name", User.USERNAME_FIELD))
+        users = list(queryset.order_by("is_staff", "last_name", "first_name", User.USERNAME_FIELD))
         self.widget.options = [(user.get_username(), reader_label(user)) for user in users]
         self.usernames = {user.pk: user.get_username() for user in users}
 
