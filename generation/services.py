@@ -33,6 +33,7 @@ from generation.models import (
     Scheduler,
     TrainingRun,
 )
+from pool.models import Image, Truth
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +300,6 @@ def create_generation_job(
 
 def _balance_sources(sources) -> list[str]:
     """The real sources (datasets) balancing images may come from: each must be in the pool."""
-    from pool.models import Image, Truth
-
     wanted = sorted({str(source).strip() for source in sources or () if str(source).strip()})
     known = set(
         Image.objects.filter(truth=Truth.REAL, source__in=wanted).values_list("source", flat=True)

@@ -68,6 +68,7 @@ def test_it_normalises_the_import_command_without_changing_its_options(tmp_path)
 def test_it_normalises_the_staff_import_page(client, staff):
     Finding.objects.create(name="Normal")
     client.force_login(staff)
+    assert b'<option value="Normal">' in client.get("/staff/import/").content
     upload = SimpleUploadedFile("one.png", png_bytes(1), "image/png")
     response = client.post(
         "/staff/import/", {"files": [upload], "truth": "real", "finding": "normal "}
