@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 
 from generation.backends import backend_for
 from generation.models import GeneratorModel
+from pool.findings import canonical_name
 from pool.models import Image, Truth
 
 
@@ -22,10 +23,11 @@ class DatasetError(ValueError):
 
 
 def training_images(modality: str, findings: list[str] | None = None):
-    """Real pool images of `modality` whose finding is one of `findings` (any finding if empty)."""
+    """Real pool images of `modality` whose finding is one of `findings` (any finding if empty),
+    a finding named by a synonym of the vocabulary included."""
     queryset = Image.objects.filter(truth=Truth.REAL, modality=modality).order_by("id")
     if findings:
-        wanted = {f.lower() for f in findings}
+        wanted = {f.lower() for f in findings} | {canonical_name(f).lower() for f in findings}
         ids = [
             pk
             for pk, finding in queryset.values_list("id", "finding")
@@ -113,7 +115,8 @@ def load_training_set(
     """
     check_training_set(generator)
     findings = resolve_findings(generator)
-    canonical = {f.lower(): f for f in findings}
+    # The model's own spelling of a class, also when the pool says it through the vocabulary.
+    canonical = {canonical_name(f).lower(): f for f in findings} | {f.lower(): f for f in findings}
     images = list(training_images(generator.modality, findings))
     items = []
     for number, image in enumerate(images, start=1):

@@ -19,6 +19,7 @@ from generation.backends.base import model_findings
 from generation.backends.ddpm import PRESETS as DDPM_PRESETS
 from generation.models import GeneratorKind, GeneratorModel, JobStatus, Scheduler, TrainingRun
 from pool.models import Image, Modality, Truth
+from pool.selection import source_choices
 from readerstudy.models import ReadingSlot, Study, StudyStatus
 
 TRAINABLE_KINDS = [(kind, GeneratorKind(kind).label) for kind in trainable_kinds()]
@@ -283,11 +284,20 @@ class GenerateForm(forms.Form):
         label="Keep the study's real/synthetic balance",
         help_text="Also add as many real pool images (same modality and finding) to the study.",
     )
+    balance_sources = forms.MultipleChoiceField(
+        required=False,
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        label="Balancing real images from",
+        help_text="Keeping the balance: the datasets the real images are drawn from, so that "
+        "they match the population the model learned (none ticked: any dataset).",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["study"].queryset = eligible_studies()
         self._offer_usable_models()
+        self.fields["balance_sources"].choices = source_choices(Truth.REAL)
         count = self.fields["count"]
         count.max_value = settings.GENERATION_MAX_COUNT
         count.validators.append(MaxValueValidator(settings.GENERATION_MAX_COUNT))
@@ -333,5 +343,6 @@ class GenerateForm(forms.Form):
                 "batch_size",
                 "study",
                 "keep_study_balance",
+                "balance_sources",
             )
         }

@@ -153,6 +153,12 @@ class GenerationJob(JobBase):
     keep_study_balance = models.BooleanField(
         default=False, help_text="Add as many real pool images as synthetic ones to the study."
     )
+    balance_sources = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Keeping the balance: the real images come only from these sources "
+        "(datasets); empty: from any source.",
+    )
     done_count = models.PositiveIntegerField(default=0)
 
     class Meta(JobBase.Meta):

@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from generation.models import GeneratedImage, GenerationJob
 from pool.models import Image, Truth
 from pool.storing import NewFrame, NewImage, store_images
+from readerstudy.results import checkpoint_label
 
 
 class DuplicateImageError(Exception):
@@ -65,17 +66,22 @@ def store_generated_image(
     if existing is not None:
         raise _duplicate(job, index, existing)
     height, width = array.shape
+    recorded = _json_safe({**provenance, "job": job.pk, "index": index})
     new = NewImage(
         truth=Truth.SYNTHETIC,
         modality=job.generator.modality,
         finding=job.finding,
         source=job.generator.name,
+        generator=job.generator.name,
+        # The same label the statistics group checkpoints by, so a rule and a result agree.
+        checkpoint=checkpoint_label(recorded),
+        generation_job=job.pk,
         sha256=sha256,
         original_format="png",
         original_width=width,
         original_height=height,
     )
-    frame = NewFrame(0, array, _json_safe({**provenance, "job": job.pk, "index": index}))
+    frame = NewFrame(0, array, recorded)
     try:
         [image] = store_images(
             new, original=original, extension=".png", frames=[frame],

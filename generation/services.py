@@ -33,6 +33,7 @@ from generation.models import (
     Scheduler,
     TrainingRun,
 )
+from pool.models import Image, Truth
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ def create_generation_job(
     batch_size: int = 8,
     study=None,
     keep_study_balance: bool = False,
+    balance_sources: list[str] | tuple[str, ...] = (),
     user=None,
 ) -> GenerationJob:
     """Validate and create a queued generation job without enqueueing it (commands run it
@@ -272,6 +274,7 @@ def create_generation_job(
     )
     if keep_study_balance and study is None:
         raise InvalidJob("keeping the study balance needs a study")
+    sources = _balance_sources(balance_sources if keep_study_balance else ())
     if study is not None and study.has_drawn_orders():
         raise InvalidJob(
             f"readers' orders are already drawn for study {study}: its cases are frozen. "
@@ -290,8 +293,24 @@ def create_generation_job(
         batch_size=batch_size,
         study=study,
         keep_study_balance=bool(keep_study_balance and study is not None),
+        balance_sources=sources,
         created_by=user if getattr(user, "pk", None) else None,
     )
+
+
+def _balance_sources(sources) -> list[str]:
+    """The real sources (datasets) balancing images may come from: each must be in the pool."""
+    wanted = sorted({str(source).strip() for source in sources or () if str(source).strip()})
+    known = set(
+        Image.objects.filter(truth=Truth.REAL, source__in=wanted).values_list("source", flat=True)
+    )
+    unknown = [source for source in wanted if source not in known]
+    if unknown:
+        raise InvalidJob(
+            f"no real images from {', '.join(repr(s) for s in unknown)} in the pool to keep "
+            f"the balance with"
+        )
+    return wanted
 
 
 def start_generation(
@@ -308,14 +327,15 @@ def start_generation(
     batch_size: int = 8,
     study=None,
     keep_study_balance: bool = False,
+    balance_sources: list[str] | tuple[str, ...] = (),
     user,
 ) -> GenerationJob:
     """Create a queued generation job of `count` images and enqueue it after commit.
 
     Image k of the job gets seed `seed + k` and the unique slot (job, k). With a `study`, the
     images are added to it as cases when the job succeeds (with `keep_study_balance`, as many
-    real pool images of the same modality and finding too), as long as no reader's order has
-    been drawn yet. Raises InvalidJob (nothing created) for a request that cannot run, and
+    real pool images of the same modality and finding too, only from `balance_sources` when
+    given), as long as no reader's order has been drawn yet. Raises InvalidJob (nothing created) for a request that cannot run, and
     BrokerUnavailable (nothing created) when the task queue is unreachable.
     """
     from generation import tasks
@@ -333,6 +353,7 @@ def start_generation(
         "batch_size": batch_size,
         "study": study,
         "keep_study_balance": keep_study_balance,
+        "balance_sources": balance_sources,
         "user": user,
     }
     _check_generation(

@@ -379,7 +379,11 @@ def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
     image_ids = list(
         GeneratedImage.objects.filter(job=job).order_by("index").values_list("image_id", flat=True)
     )
-    balance = Balance(job.generator.modality, job.finding) if job.keep_study_balance else None
+    balance = (
+        Balance(job.generator.modality, job.finding, tuple(job.balance_sources or ()))
+        if job.keep_study_balance
+        else None
+    )
     runner.log(_study_note(job, add_images(job.study_id, image_ids, balance=balance)), flush=False)
 
 
@@ -395,9 +399,11 @@ def _study_note(job: GenerationJob, outcome: ImagesAdded) -> str:
     if job.keep_study_balance and outcome.added:
         note += f" and {outcome.balancing} real one(s) to keep the balance"
         if outcome.balancing < outcome.added:
+            sources = job.balance_sources or ()
             note += (
                 f" (NOTE: only {outcome.balancing} matching real {job.generator.modality} "
-                f"image(s) {'with finding ' + job.finding + ' ' if job.finding else ''}were left "
+                f"image(s) {'with finding ' + job.finding + ' ' if job.finding else ''}"
+                f"{'from ' + ' or '.join(sources) + ' ' if sources else ''}were left "
                 f"in the pool, so the study is not balanced)"
             )
     return note

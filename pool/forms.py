@@ -22,7 +22,13 @@ class ImageUploadForm(forms.Form):
     modality = forms.ChoiceField(
         choices=[("", "From DICOM, else chest X-ray"), *Modality.choices], required=False
     )
-    finding = forms.CharField(max_length=100, required=False, help_text="e.g. normal, pneumonia")
+    finding = forms.CharField(
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "finding-names", "autocomplete": "off"}),
+        help_text="e.g. normal, pneumonia: any case or a synonym gives the vocabulary's name; "
+        "a new finding joins the vocabulary.",
+    )
     source = forms.CharField(max_length=200, required=False, help_text="Dataset name.")
 
     MAX_FILES = 50

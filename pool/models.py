@@ -2,7 +2,9 @@
 
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 
 
 def new_public_id() -> str:
@@ -46,7 +48,9 @@ class Image(models.Model):
     truth = models.CharField(max_length=10, choices=Truth.choices, db_index=True)
     modality = models.CharField(max_length=3, choices=Modality.choices, db_index=True)
     finding = models.CharField(max_length=100, blank=True, db_index=True)
-    source = models.CharField(max_length=200, blank=True, help_text="Dataset or generator name.")
+    source = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text="Dataset or generator name."
+    )
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the file as received.")
     frame_index = models.PositiveIntegerField(
         default=0, help_text="Frame or slice within a multi-frame file; 0 otherwise."
@@ -57,6 +61,17 @@ class Image(models.Model):
     original_height = models.PositiveIntegerField()
     display = models.FileField(upload_to=display_upload_to, max_length=255)
     provenance = models.JSONField(default=dict, blank=True)
+    # Where a generated image came from, as plain values the rule filters of the reader study
+    # can use without knowing the generation app (which sets them when it stores an image).
+    generator = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="Generator model (generated images)."
+    )
+    checkpoint = models.CharField(
+        max_length=255, blank=True, db_index=True, help_text="Generator weights (generated images)."
+    )
+    generation_job = models.PositiveIntegerField(
+        null=True, blank=True, db_index=True, help_text="Generation job number (generated images)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,3 +97,68 @@ class Image(models.Model):
             relation.related_model._default_manager.filter(**{relation.field.name: self}).exists()
             for relation in self._meta.related_objects
         )
+
+
+class Finding(models.Model):
+    """One entry of the managed finding vocabulary: images carry its canonical ``name``.
+
+    Names and synonyms are unique without regard to case, so "Pneumonia" and "pneumonia" are
+    one finding; ``pool.findings`` maps what an import or a generator says to the entry.
+    """
+
+    name = models.CharField(max_length=100, help_text="The canonical spelling images carry.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = [Lower("name")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="finding_unique_name_ci",
+                violation_error_message="A finding of this name (in any case) already exists.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self.name = " ".join(self.name.split())
+        clash = FindingSynonym.objects.filter(name__iexact=self.name)
+        if self.pk is not None:
+            clash = clash.exclude(finding=self)
+        owner = clash.select_related("finding").first()
+        if owner is not None:
+            raise ValidationError(
+                {"name": f"“{self.name}” is a synonym of “{owner.finding}”: merge instead."}
+            )
+
+
+class FindingSynonym(models.Model):
+    """Another spelling or name of a finding; imports saying it get the finding's name."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="synonyms")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = [Lower("name")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="finding_synonym_unique_name_ci",
+                violation_error_message="This synonym (in any case) is already given.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self.name = " ".join(self.name.split())
+        same = Finding.objects.filter(name__iexact=self.name).first()
+        if same is not None and same.pk == self.finding_id:
+            raise ValidationError({"name": f"“{self.name}” is already the finding's name."})
+        if same is not None:
+            raise ValidationError(
+                {"name": f"“{self.name}” is a finding of its own: merge the two instead."}
+            )

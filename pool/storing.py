@@ -18,6 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from pool.findings import canonical
 from pool.imaging import make_display_png
 from pool.models import Image, original_upload_to
 
@@ -36,6 +37,10 @@ class NewImage:
     original_height: int
     finding: str = ""
     source: str = ""
+    # Set by the generation app for the images it makes; blank (None) for imports.
+    generator: str = ""
+    checkpoint: str = ""
+    generation_job: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,9 @@ def store_images(
     """Store one original file and an image row (with its display derivative) per frame.
 
     Every file is written before the rows; the rows, and whatever ``then`` writes, commit in
-    one transaction. On any failure the files are removed again and the error propagates
-    (an IntegrityError: the same content is already in the pool).
+    one transaction. The finding is looked up in (or added to) the managed vocabulary, so the
+    rows carry its canonical spelling. On any failure the files are removed again and the error
+    propagates (an IntegrityError: the same content is already in the pool).
     """
     derivatives = [display_png(frame.pixels) for frame in frames]
     written: list[str] = []
@@ -92,7 +98,9 @@ def store_images(
             written.append(image.display.name)
             images.append(image)
         with transaction.atomic():
+            finding = canonical(new.finding)
             for image in images:
+                image.finding = finding
                 image.save()
             if then is not None:
                 then(images)
@@ -108,6 +116,9 @@ def _image_row(new: NewImage, frame: NewFrame, *, original_name: str) -> Image:
         modality=new.modality,
         finding=new.finding,
         source=new.source,
+        generator=new.generator,
+        checkpoint=new.checkpoint[: Image._meta.get_field("checkpoint").max_length],
+        generation_job=new.generation_job,
         sha256=new.sha256,
         frame_index=frame.index,
         original_format=new.original_format,

@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from access import roles
-from pool import uploads
+from pool import findings, uploads
 from pool.forms import ImageUploadForm
 from pool.importing import FAILED, ImportOutcome, import_upload, over_size_limit
 from pool.models import Image
@@ -80,5 +80,6 @@ def _import_page(
         "form": form or ImageUploadForm(),
         "outcomes": outcomes,
         "error": error,
+        "finding_names": findings.findings_in_use(),
     }
     return render(request, "pool/import.html", context, status=status)

@@ -21,8 +21,9 @@ from readerstudy.extensions import StudyAdminView, study_admin_views
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, PresentationProfile, Study, StudyCase, StudyStatus
 from readerstudy.progress import progress_label, with_progress
+from readerstudy.services.copies import duplicate_study
 from readerstudy.services.studies import (
-    CaseRule,
+    OpenNeedsConfirmation,
     StudyRefused,
     add_cases_by_rule,
     close_study,
@@ -133,7 +134,7 @@ class StudyAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["title", "public_id"]
     inlines = [StudyCaseInline, AssignmentInline]
-    actions = ["open_selected", "close_selected", export_readings_csv]
+    actions = ["open_selected", "close_selected", "duplicate_selected", export_readings_csv]
     change_form_template = "admin/readerstudy/study/change_form.html"
     fieldsets = [
         (
@@ -166,6 +167,14 @@ class StudyAdmin(admin.ModelAdmin):
                 "description": "Single image, two-alternative forced-choice pairs, or "
                 "time-limited exposure with a staircase (HYPE-time defaults); optionally the "
                 "diagnostic question.",
+            },
+        ),
+        (
+            "Readers' feedback",
+            {
+                "fields": ["reader_feedback"],
+                "description": "Can be changed at any time; readers see their own score only "
+                "once the study is closed.",
             },
         ),
         ("History", {"fields": ["created_by", "created_at", "opened_at", "closed_at"]}),
@@ -223,6 +232,8 @@ class StudyAdmin(admin.ModelAdmin):
     def _run(self, request: HttpRequest, study: Study, operation, done: str) -> bool:
         try:
             result = operation(study)
+        except OpenNeedsConfirmation:
+            raise  # the caller asks the researcher
         except StudyRefused as refusal:
             self.message_user(request, refusal.message, messages.ERROR)
             return False
@@ -234,8 +245,46 @@ class StudyAdmin(admin.ModelAdmin):
         description="Open selected studies (draws each reader's order)", permissions=["change"]
     )
     def open_selected(self, request, queryset):
+        confirmed = request.POST.get("confirm") == "yes"
+        asking = []
         for study in queryset:
-            self._run(request, study, open_study, "is open")
+            try:
+                self._run(request, study, partial(open_study, ask_confirmation=not confirmed),
+                          "is open")
+            except OpenNeedsConfirmation as question:
+                asking.append((study, question.warnings))
+        if asking:
+            return self._confirm_open_page(request, asking, action="open_selected")
+        return None
+
+    def _confirm_open_page(self, request, asking, *, action: str = "") -> HttpResponse:
+        """The warnings of the studies that need a confirmation, and the button giving it."""
+        if action:
+            form_action = back_url = reverse("admin:readerstudy_study_changelist")
+        else:
+            [(study, _warnings)] = asking
+            form_action = reverse("admin:readerstudy_study_open", args=[study.pk])
+            back_url = reverse("admin:readerstudy_study_change", args=[study.pk])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Open anyway?",
+            "asking": asking,
+            "action": action,
+            "form_action": form_action,
+            "back_url": back_url,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return render(request, "admin/readerstudy/study/confirm_open.html", context)
+
+    @admin.action(description="Duplicate selected studies (as drafts, without readings)",
+                  permissions=["add"])
+    def duplicate_selected(self, request, queryset):
+        for study in queryset.order_by("pk"):
+            copy = duplicate_study(study, user=request.user)
+            self.message_user(
+                request, f"“{study}” duplicated as the draft “{copy}”.", messages.SUCCESS
+            )
 
     @admin.action(description="Close selected studies", permissions=["change"])
     def close_selected(self, request, queryset):
@@ -258,6 +307,11 @@ class StudyAdmin(admin.ModelAdmin):
                 "<int:pk>/add-cases/",
                 self.admin_site.admin_view(self.add_cases_view),
                 name="readerstudy_study_add_cases",
+            ),
+            path(
+                "<int:pk>/duplicate/",
+                self.admin_site.admin_view(self.duplicate_view),
+                name="readerstudy_study_duplicate",
             ),
         ]
         # Pages other apps add (the evaluation app's "acknowledge the blinding audit").
@@ -288,7 +342,40 @@ class StudyAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:readerstudy_study_change", args=[study.pk]))
 
     def open_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        return self._post_operation(request, pk, open_study, "is open")
+        """Open, after a confirmation when the study is one-sided (see ``open_warnings``)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        study = self._study_for_change(request, pk)
+        confirmed = request.POST.get("confirm") == "yes"
+        try:
+            self._run(request, study, partial(open_study, ask_confirmation=not confirmed),
+                      "is open")
+        except OpenNeedsConfirmation as question:
+            return self._confirm_open_page(request, [(study, question.warnings)])
+        return self._back(study)
+
+    def duplicate_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: what a copy takes; POST: make it (a draft) and go to it."""
+        study = get_object_or_404(Study, pk=pk)
+        if not (self.has_view_permission(request, study) and self.has_add_permission(request)):
+            raise PermissionDenied
+        if request.method == "POST":
+            copy = duplicate_study(
+                study, user=request.user, with_readers=request.POST.get("with_readers") == "on"
+            )
+            self.message_user(
+                request, f"“{study}” duplicated as the draft “{copy}”.", messages.SUCCESS
+            )
+            return self._back(copy)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": f"Duplicate “{study}”",
+            "n_cases": study.cases.count(),
+            "n_readers": study.assignments.count(),
+        }
+        return render(request, "admin/readerstudy/study/duplicate.html", context)
 
     def close_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._post_operation(request, pk, close_study, "is closed")
@@ -305,16 +392,8 @@ class StudyAdmin(admin.ModelAdmin):
         editable = study.status == StudyStatus.DRAFT and not study.has_drawn_orders()
         form = CaseRuleForm(request.POST or None)
         if editable and request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            rule = CaseRule(
-                n_real=data["n_real"],
-                n_synthetic=data["n_synthetic"],
-                n_practice=data["n_practice"],
-                modality=data["modality"],
-                finding=data["finding"],
-            )
             try:
-                added = add_cases_by_rule(study, rule)
+                added = add_cases_by_rule(study, form.rule())
             except StudyRefused as refusal:
                 form.add_error(None, refusal.message)
             else:

@@ -2,9 +2,12 @@
 
 from django import forms
 
-from pool.models import Image, Modality
+from pool import selection
+from pool.findings import findings_in_use
+from pool.models import Modality, Truth
 from readerstudy.models import Answer, Study
 from readerstudy.services.reading import AnswerData
+from readerstudy.services.studies import CaseRule
 
 CONFIDENCE_LEVELS = (1, 2, 3, 4, 5)
 MAX_CLIENT_MS = 24 * 3600 * 1000
@@ -58,17 +61,22 @@ class AnswerForm(forms.Form):
 
 
 def _finding_choices() -> list[tuple[str, str]]:
-    findings = (
-        Image.objects.exclude(finding="")
-        .order_by("finding")
-        .values_list("finding", flat=True)
-        .distinct()
+    return [("", "Any finding")] + [(name, name) for name in findings_in_use()]
+
+
+def _multiple(label: str, help_text: str) -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        label=label,
+        required=False,
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=help_text,
     )
-    return [("", "Any finding")] + [(finding, finding) for finding in findings]
 
 
 class CaseRuleForm(forms.Form):
-    """The admin's “add cases by rule” form."""
+    """The admin's “add cases by rule” form: counts, what both sides share, and where each
+    side comes from (none ticked: any)."""
 
     n_real = forms.IntegerField(label="Real cases", min_value=0, max_value=10_000, initial=10)
     n_synthetic = forms.IntegerField(
@@ -82,14 +90,45 @@ class CaseRuleForm(forms.Form):
         help_text="Extra cases shown first with the truth revealed; half real, half synthetic.",
     )
     modality = forms.ChoiceField(choices=[("", "Any modality"), *Modality.choices], required=False)
-    finding = forms.ChoiceField(choices=(), required=False)
+    finding = forms.ChoiceField(
+        choices=(), required=False, help_text="From the finding vocabulary (synonyms merged)."
+    )
+    real_sources = _multiple(
+        "Real images from", "Datasets the real cases come from; none ticked: any."
+    )
+    synthetic_sources = _multiple(
+        "Synthetic images from", "Sources (generator or dataset names) of the synthetic cases."
+    )
+    generators = _multiple("Generator", "Synthetic cases made by these generator models.")
+    checkpoints = _multiple("Checkpoint", "Synthetic cases made with these weights.")
+    generation_jobs = _multiple("Generation job", "Synthetic cases made by these jobs.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["finding"].choices = _finding_choices()
+        self.fields["real_sources"].choices = selection.source_choices(Truth.REAL)
+        self.fields["synthetic_sources"].choices = selection.source_choices(Truth.SYNTHETIC)
+        self.fields["generators"].choices = selection.generator_choices()
+        self.fields["checkpoints"].choices = selection.checkpoint_choices()
+        self.fields["generation_jobs"].choices = selection.generation_job_choices()
 
     def clean(self):
         data = super().clean()
         if not self.errors and not (data["n_real"] + data["n_synthetic"] + data["n_practice"]):
             raise forms.ValidationError("Ask for at least one case.")
         return data
+
+    def rule(self) -> CaseRule:
+        data = self.cleaned_data
+        return CaseRule(
+            n_real=data["n_real"],
+            n_synthetic=data["n_synthetic"],
+            n_practice=data["n_practice"],
+            modality=data["modality"],
+            finding=data["finding"],
+            real_sources=tuple(data["real_sources"]),
+            synthetic_sources=tuple(data["synthetic_sources"]),
+            generators=tuple(data["generators"]),
+            checkpoints=tuple(selection.parse_checkpoint(v) for v in data["checkpoints"]),
+            generation_jobs=tuple(int(job) for job in data["generation_jobs"]),
+        )

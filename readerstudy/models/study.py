@@ -117,6 +117,11 @@ class Study(models.Model):
         max_length=10, choices=Mask.choices, default=Mask.NOISE,
         help_text="What replaces the image when its time is up.",
     )
+    reader_feedback = models.BooleanField(
+        default=False,
+        help_text="Once the study is closed, show each reader their own score (accuracy, and "
+        "how many fakes and real images they recognised); never anyone else's.",
+    )
     readers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Assignment", related_name="reader_studies", blank=True
     )

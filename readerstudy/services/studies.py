@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from pool.models import Image, Truth
+from pool.models import Truth
+from pool.selection import Selection
 from readerstudy.models import Assignment, Design, ReadingSlot, Study, StudyCase, StudyStatus
 from readerstudy.ordering import ALGORITHM, OrderingError, check_feasible, plan_order
 from readerstudy.services.designs import pair_slots
@@ -50,6 +52,50 @@ def register_open_check(check, *, prepare=None) -> None:
     """Add ``check(study)`` (and its ``prepare(study)``) to what ``open_study`` runs, once."""
     if all(check is not registered for registered, _ in _open_checks):
         _open_checks.append((check, prepare))
+
+
+class OpenNeedsConfirmation(StudyRefused):
+    """Opening would go ahead, but the researcher must confirm ``warnings`` first."""
+
+    def __init__(self, title: str, warnings: list[str]) -> None:
+        super().__init__(f"“{title}”: {' '.join(warnings)} Confirm to open it anyway.")
+        self.warnings = warnings
+
+
+def _one_sided(study: Study) -> str | None:
+    """A study with no synthetic or no real (non-practice) cases measures nothing about fakes."""
+    counts = study.cases.filter(is_practice=False).aggregate(
+        real=Count("id", filter=Q(image__truth=Truth.REAL)),
+        synthetic=Count("id", filter=Q(image__truth=Truth.SYNTHETIC)),
+    )
+    if counts["synthetic"] == 0:
+        return (
+            f"It has no synthetic cases (and {counts['real']} real): readers can only be "
+            f"right by calling everything real."
+        )
+    if counts["real"] == 0:
+        return (
+            f"It has no real cases (and {counts['synthetic']} synthetic): readers can only be "
+            f"right by calling everything fake."
+        )
+    return None
+
+
+# Warnings asked about before a draft study first opens: ``warning(study)`` returns a sentence,
+# or None when all is well. The reader study's own come first; other apps add theirs through
+# ``register_open_warning`` from their AppConfig.ready.
+_open_warnings: list = [_one_sided]
+
+
+def register_open_warning(warning) -> None:
+    """Add ``warning(study) -> str | None`` to what is confirmed before a study opens, once."""
+    if all(warning is not registered for registered in _open_warnings):
+        _open_warnings.append(warning)
+
+
+def open_warnings(study: Study) -> list[str]:
+    """The sentences a researcher confirms before opening ``study`` (empty: nothing to ask)."""
+    return [text for warning in _open_warnings if (text := warning(study))]
 
 
 def draw_order(assignment: Assignment) -> bool:
@@ -129,8 +175,14 @@ def assign_reader(study: Study, reader: AbstractBaseUser) -> Assignment:
     return assignment
 
 
-def open_study(study: Study) -> int:
-    """Open (or reopen) a study and draw every missing order; returns how many were drawn."""
+def open_study(study: Study, *, ask_confirmation: bool = False) -> int:
+    """Open (or reopen) a study and draw every missing order; returns how many were drawn.
+
+    With ``ask_confirmation`` (the admin's open button and action, until the researcher has
+    confirmed), a draft study with :func:`open_warnings` is refused with OpenNeedsConfirmation
+    once every hard check has passed. Callers without a person to ask (the demo, commands)
+    open as before.
+    """
     for _check, prepare in _open_checks:
         if prepare is not None and study.status != StudyStatus.OPEN:
             prepare(study)
@@ -152,6 +204,9 @@ def open_study(study: Study) -> int:
             raise StudyRefused(f"“{locked}” cannot open: {error}") from error
         for check, _prepare in _open_checks:  # e.g. the blinding audit (evaluation app)
             check(locked)
+        if ask_confirmation and locked.status == StudyStatus.DRAFT:
+            if warnings := open_warnings(locked):
+                raise OpenNeedsConfirmation(locked.title, warnings)
         locked.status = StudyStatus.OPEN
         locked.opened_at = locked.opened_at or timezone.now()
         locked.closed_at = None
@@ -175,13 +230,74 @@ def close_study(study: Study) -> None:
 
 @dataclass(frozen=True)
 class CaseRule:
-    """“N real + N synthetic, modality X, finding Y”, plus practice cases from the same pool."""
+    """“N real + N synthetic (+ practice), modality X, finding Y”, and where each side comes
+    from: real images from these sources (datasets); synthetic images from these sources,
+    generators, checkpoints ((generator, checkpoint) pairs) and generation jobs. An empty
+    filter allows anything; the filters of :class:`pool.selection.Selection` apply."""
 
     n_real: int
     n_synthetic: int
     n_practice: int = 0
     modality: str = ""
     finding: str = ""
+    real_sources: tuple[str, ...] = ()
+    synthetic_sources: tuple[str, ...] = ()
+    generators: tuple[str, ...] = ()
+    checkpoints: tuple[tuple[str, str], ...] = ()
+    generation_jobs: tuple[int, ...] = ()
+
+    def selection(self, truth: str) -> Selection:
+        if truth == Truth.REAL:
+            return Selection(self.modality, self.finding, sources=tuple(self.real_sources))
+        return Selection(
+            self.modality,
+            self.finding,
+            sources=tuple(self.synthetic_sources),
+            generators=tuple(self.generators),
+            checkpoints=tuple(self.checkpoints),
+            generation_jobs=tuple(self.generation_jobs),
+        )
+
+
+def _practice_split(n_practice: int, chooser: random.Random) -> tuple[int, int]:
+    """Practice cases split between real and synthetic, the odd one either way at random."""
+    real = synthetic = n_practice // 2
+    if n_practice % 2:
+        if chooser.random() < 0.5:
+            real += 1
+        else:
+            synthetic += 1
+    return real, synthetic
+
+
+def _pick_by_rule(
+    study: Study, rule: CaseRule, chooser: random.Random
+) -> list[tuple[int, bool]]:
+    """(image id, is practice) of every image drawn; StudyRefused if a side is short."""
+    practice_real, practice_synthetic = _practice_split(rule.n_practice, chooser)
+    wanted = {
+        Truth.REAL: (rule.n_real, practice_real),
+        Truth.SYNTHETIC: (rule.n_synthetic, practice_synthetic),
+    }
+    picked: list[tuple[int, bool]] = []
+    shortages = []
+    for truth, (n_cases, n_practice) in wanted.items():
+        selection = rule.selection(truth)
+        pool = selection.images(truth).exclude(study_cases__study=study)
+        ids = sorted(pool.values_list("id", flat=True))
+        needed = n_cases + n_practice
+        if needed > len(ids):
+            which = selection.describe()
+            shortages.append(
+                f"{needed} {truth} wanted, {len(ids)} available{f' ({which})' if which else ''}"
+            )
+            continue
+        chosen = chooser.sample(ids, needed)
+        picked += [(image_id, False) for image_id in chosen[:n_cases]]
+        picked += [(image_id, True) for image_id in chosen[n_cases:]]
+    if shortages:
+        raise StudyRefused("Not enough matching images in the pool: " + "; ".join(shortages) + ".")
+    return picked
 
 
 def add_cases_by_rule(
@@ -197,37 +313,7 @@ def add_cases_by_rule(
         locked = Study.objects.select_for_update().get(pk=study.pk)
         if locked.status != StudyStatus.DRAFT or locked.has_drawn_orders():
             raise StudyRefused("Cases can be added only to a draft study.")
-        pool = Image.objects.exclude(study_cases__study=locked)
-        if rule.modality:
-            pool = pool.filter(modality=rule.modality)
-        if rule.finding:
-            pool = pool.filter(finding__iexact=rule.finding)
-        practice_real = rule.n_practice // 2
-        practice_synthetic = rule.n_practice // 2
-        if rule.n_practice % 2:
-            if chooser.random() < 0.5:
-                practice_real += 1
-            else:
-                practice_synthetic += 1
-        wanted = {
-            Truth.REAL: (rule.n_real, practice_real),
-            Truth.SYNTHETIC: (rule.n_synthetic, practice_synthetic),
-        }
-        picked: list[tuple[int, bool]] = []
-        shortages = []
-        for truth, (n_cases, n_practice) in wanted.items():
-            ids = sorted(pool.filter(truth=truth).values_list("id", flat=True))
-            needed = n_cases + n_practice
-            if needed > len(ids):
-                shortages.append(f"{needed} {truth} wanted, {len(ids)} available")
-                continue
-            chosen = chooser.sample(ids, needed)
-            picked += [(image_id, False) for image_id in chosen[:n_cases]]
-            picked += [(image_id, True) for image_id in chosen[n_cases:]]
-        if shortages:
-            raise StudyRefused(
-                "Not enough matching images in the pool: " + "; ".join(shortages) + "."
-            )
+        picked = _pick_by_rule(locked, rule, chooser)
         return bulk_add_cases(
             locked,
             [StudyCase(study=locked, image_id=image_id, is_practice=practice)
@@ -246,10 +332,15 @@ def bulk_add_cases(study: Study, cases: list[StudyCase]) -> list[StudyCase]:
 
 @dataclass(frozen=True)
 class Balance:
-    """Real images to add alongside, one per new image: of this modality (and finding)."""
+    """Real images to add alongside, one per new image: of this modality (and finding), from
+    these sources (datasets; empty: any)."""
 
     modality: str
     finding: str = ""
+    sources: tuple[str, ...] = ()
+
+    def selection(self) -> Selection:
+        return Selection(self.modality, self.finding, sources=tuple(self.sources))
 
 
 @dataclass(frozen=True)
@@ -288,10 +379,6 @@ def add_images(
 
 
 def _balancing_reals(study: Study, balance: Balance, count: int) -> list[int]:
-    real = Image.objects.filter(truth=Truth.REAL, modality=balance.modality).exclude(
-        study_cases__study=study
-    )
-    if balance.finding:
-        real = real.filter(finding__iexact=balance.finding)
+    real = balance.selection().images(Truth.REAL).exclude(study_cases__study=study)
     candidates = sorted(real.values_list("id", flat=True))
     return random.SystemRandom().sample(candidates, min(count, len(candidates)))

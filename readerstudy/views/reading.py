@@ -32,6 +32,7 @@ from pool.models import Image, Truth
 from readerstudy.design_forms import answer_form_class, finding_choices
 from readerstudy.forms import CONFIDENCE_LEVELS, AnswerForm
 from readerstudy.models import Answer, Assignment, Design, Reading, ReadingSlot, StudyStatus
+from readerstudy.services.feedback import own_score
 from readerstudy.services.presentation import derivative_bytes, reading_options
 from readerstudy.services.reading import (
     Outcome,
@@ -160,6 +161,7 @@ def study_detail(request: HttpRequest, study_id: str) -> HttpResponse:
         "progress": progress_of(assignment),
         "instructions": _instructions_html(study.instructions),
         "confidence_levels": CONFIDENCE_LEVELS,
+        "own_score": own_score(assignment),
         **_study_urls(study),
     }
     return _page(render(request, "readerstudy/study.html", context))
@@ -196,7 +198,13 @@ def study_done(request: HttpRequest, study_id: str) -> HttpResponse:
             assignment.slots.filter(is_practice=False).order_by("-position").only("token").first()
         )
         review_url = _case_url(last) if last else ""
-    context = {"study": study, "progress": progress, "review_url": review_url, **_study_urls(study)}
+    context = {
+        "study": study,
+        "progress": progress,
+        "review_url": review_url,
+        "own_score": own_score(assignment),
+        **_study_urls(study),
+    }
     return _page(render(request, "readerstudy/done.html", context))
 
 

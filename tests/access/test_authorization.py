@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from access.roles import sync_researcher_group
 from generation.models import GenerationJob, GeneratorKind, GeneratorModel, JobStatus, TrainingRun
+from pool.models import Finding
 from readerstudy.models import Reading
 from tests.factories import BareStaffFactory, ResearcherFactory, StaffFactory, UserFactory
 from tests.readerstudy.helpers import StudyBuilder, slots_of
@@ -75,6 +76,7 @@ def world(db):
     )
     run = TrainingRun.objects.create(generator=generator, total_steps=2, status=JobStatus.SUCCEEDED)
     job = GenerationJob.objects.create(generator=generator, count=1, status=JobStatus.SUCCEEDED)
+    Finding.objects.create(name="normal")  # the finding vocabulary's admin has a row to show
     # A lock-out record of someone else, so the admin's axes pages have a row to show.
     AccessAttempt.objects.create(
         username="mallory", ip_address="203.0.113.9", user_agent="x", failures_since_start=9,
@@ -237,6 +239,7 @@ EXPECTED = {
     ("admin:readerstudy_study_open", "get"): (L, L, L, 405, 405, 405),
     ("admin:readerstudy_study_close", "get"): (L, L, L, 405, 405, 405),
     ("admin:readerstudy_study_add_cases", "get"): (L, L, L, 403, 200, 200),
+    ("admin:readerstudy_study_duplicate", "get"): (L, L, L, 403, 200, 200),
     ("admin:readerstudy_study_acknowledge_audit", "get"): (L, L, L, 405, 405, 405),
     ("admin:readerstudy_study_changelist", "get"): (L, L, L, 403, 200, 200),
     ("admin:readerstudy_study_add", "get"): (L, L, L, 403, 200, 200),
@@ -250,6 +253,12 @@ EXPECTED = {
     ("admin:pool_image_delete", "get"): (L, L, L, 403, 200, 200),
     ("admin:pool_image_change", "get"): (L, L, L, 403, 200, 200),
     ("<unnamed admin/pool/image/<path:object_id>/>", "get"): (L, L, L, 302, 302, 302),
+    ("admin:pool_finding_changelist", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_finding_add", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_finding_history", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_finding_delete", "get"): (L, L, L, 403, 200, 200),
+    ("admin:pool_finding_change", "get"): (L, L, L, 403, 200, 200),
+    ("<unnamed admin/pool/finding/<path:object_id>/>", "get"): (L, L, L, 302, 302, 302),
     ("admin:readerstudy_presentationprofile_changelist", "get"): (L, L, L, 403, 200, 200),
     ("admin:readerstudy_presentationprofile_add", "get"): (L, L, L, 403, 200, 200),
     ("admin:readerstudy_presentationprofile_history", "get"): (L, L, L, 403, 200, 200),

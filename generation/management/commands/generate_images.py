@@ -40,6 +40,14 @@ class Command(BaseCommand):
             help="With --study: add as many real images as synthetic ones.",
         )
         parser.add_argument(
+            "--balance-source",
+            action="append",
+            default=[],
+            metavar="SOURCE",
+            help="With --keep-balance: draw the real images only from this source (dataset); "
+            "repeat for several.",
+        )
+        parser.add_argument(
             "--retry",
             type=int,
             metavar="JOB",
@@ -127,6 +135,7 @@ class Command(BaseCommand):
                     batch_size=options["batch_size"],
                     study=study,
                     keep_study_balance=options["keep_balance"],
+                    balance_sources=options["balance_source"],
                 )
         except InvalidJob as error:
             raise CommandError(str(error)) from None
