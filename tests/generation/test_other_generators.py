@@ -89,19 +89,27 @@ def test_it_fine_tunes_a_lora_and_samples_with_it(sd_generator, real_pool):
 class _ApiHandler(BaseHTTPRequestHandler):
     replies: typing.ClassVar[list] = []
     served = 0
+    side = 0  # 0: the size asked for; else this many pixels a side
+    keys: typing.ClassVar[list] = []  # the Idempotency-Key header of every request
 
     def log_message(self, *args):
         pass
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.keys.append(self.headers.get("Idempotency-Key"))
+        width, height = (int(n) for n in body["size"].split("x"))
+        if self.side:
+            width = height = self.side
         status = self.replies.pop(0) if self.replies else 200
         if status != 200:
             payload = json.dumps({"error": {"message": "invalid api key"}}).encode()
         else:
             type(self).served += 1  # a different picture for every request
             rng = np.random.default_rng([len(body["prompt"]), self.served])
-            picture = PILImage.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+            picture = PILImage.fromarray(
+                rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+            )
             buffer = io.BytesIO()
             picture.save(buffer, format="PNG")
             payload = json.dumps(
@@ -122,10 +130,12 @@ def image_api(settings):
     settings.IMAGE_API_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
     settings.IMAGE_API_KEY = "sk-test"
     settings.IMAGE_API_MODEL = "test-image-model"
-    settings.IMAGE_API_SIZE = "256x256"
+    settings.IMAGE_API_SIZE = "48x48"
     settings.IMAGE_API_MAX_RETRIES = 0
     _ApiHandler.replies = []
     _ApiHandler.served = 0
+    _ApiHandler.side = 0
+    _ApiHandler.keys = []
     yield _ApiHandler
     server.shutdown()
     server.server_close()
@@ -182,3 +192,61 @@ def test_it_fails_clearly_when_the_api_returns_an_image_it_returned_before(
     again.refresh_from_db()
     assert again.status == JobStatus.FAILED
     assert "the image API returned an image identical to pool image" in again.error
+
+
+def test_it_fails_clearly_when_the_api_returns_a_smaller_image(image_api, api_generator):
+    image_api.side = 1
+    job = services.create_generation_job(generator=api_generator, count=1, prompt="a chest x-ray")
+
+    tasks.run_generation(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "returned a 1x1 image, smaller than the 48x48 asked for" in job.error
+    assert not job.outputs.exists()
+
+
+def test_it_retries_a_failed_request_with_one_key_when_the_provider_takes_keys(
+    image_api, api_generator, settings
+):
+    settings.IMAGE_API_IDEMPOTENCY_HEADER = "Idempotency-Key"
+    settings.IMAGE_API_MAX_RETRIES = 2
+    image_api.replies = [500]
+    job = services.create_generation_job(generator=api_generator, count=1, prompt="a chest x-ray")
+
+    tasks.run_generation(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert len(image_api.keys) == 2 and image_api.keys[0] and len(set(image_api.keys)) == 1
+
+
+def test_it_never_repeats_a_request_that_may_have_been_billed_by_default(
+    image_api, api_generator, settings
+):
+    settings.IMAGE_API_MAX_RETRIES = 2
+    image_api.replies = [500]
+    job = services.create_generation_job(generator=api_generator, count=1, prompt="a chest x-ray")
+
+    tasks.run_generation(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "may already have made and billed the image" in job.error
+    assert image_api.keys == [None]
+
+
+def test_it_bounds_requests_in_flight_in_redis_or_on_this_host(settings):
+    from generation.backends import backend_for
+    from generation.engine.inflight import FileSlots, RedisSlots
+
+    settings.IMAGE_API_BASE_URL = "https://images.example.org/v1"
+    settings.IMAGE_API_MAX_IN_FLIGHT = 3
+    settings.REDIS_URL = "redis://127.0.0.1:6379/8"
+    slots = backend_for(GeneratorKind.IMAGE_API).in_flight_limit()
+    assert isinstance(slots, RedisSlots) and slots.limit == 3
+    assert slots.key.endswith("images.example.org")
+    assert slots.lease_s > settings.IMAGE_API_TIMEOUT_S  # no request outlives its slot's lease
+    settings.REDIS_URL = None
+    slots = backend_for(GeneratorKind.IMAGE_API).in_flight_limit()
+    assert isinstance(slots, FileSlots) and slots.limit == 3
