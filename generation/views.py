@@ -271,7 +271,7 @@ def _generate_initial(request: HttpRequest) -> dict:
     generator = GeneratorModel.objects.filter(pk=raw).first() if raw.isdigit() else None
     if generator is None:
         return {}
-    return {"generator": generator.pk, "guidance": services.default_guidance(generator)}
+    return {"generator": raw, "guidance": services.default_guidance(generator)}
 
 
 @require_http_methods(["GET", "POST"])

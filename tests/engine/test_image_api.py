@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import os
+import socket
 import threading
 import time
 import uuid
@@ -80,9 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         with server.lock:
-            server.requests.append(
-                {"path": self.path, "headers": dict(self.headers), "body": body}
-            )
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)

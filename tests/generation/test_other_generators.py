@@ -14,7 +14,7 @@ import pytest
 from PIL import Image as PILImage
 
 from generation import services, tasks
-from generation.models import GeneratorKind, GeneratorModel, JobStatus
+from generation.models import GenerationJob, GeneratorKind, GeneratorModel, JobStatus
 from pool.models import Truth
 from tests.engine.tiny_sd import build_tiny_sd
 
@@ -59,6 +59,19 @@ def test_it_generates_from_a_prompt_with_a_stable_diffusion_folder(sd_generator)
     assert all(image.truth == Truth.SYNTHETIC and image.source == "sd-tiny" for image in images)
 
 
+def test_it_samples_at_stable_diffusions_own_guidance_by_default(sd_generator):
+    from django.core.management import call_command
+
+    call_command(
+        "generate_images", "--model", "sd-tiny", "--count", "1", "--prompt", "a chest x-ray",
+        "--steps", "1", "--no-progress", stdout=io.StringIO(),
+    )  # fmt: skip
+
+    job = GenerationJob.objects.get()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.guidance == 7.5 and job.outputs.get().image.provenance["guidance"] == 7.5
+
+
 def test_it_fine_tunes_a_lora_and_samples_with_it(sd_generator, real_pool):
     run = services.create_training_run(
         generator=sd_generator,
@@ -75,6 +88,12 @@ def test_it_fine_tunes_a_lora_and_samples_with_it(sd_generator, real_pool):
     assert [c["step"] for c in sd_generator.checkpoints][-1] == 2
     assert (sd_generator.folder / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert sd_generator.loss_curve[-1][0] == 2
+    # a sample grid with every checkpoint, the newest recorded on the model as for ddpm models
+    grid = sd_generator.folder / "checkpoint-0000002" / "samples.png"
+    assert (sd_generator.folder / "checkpoint-0000001" / "samples.png").is_file()
+    assert sd_generator.sample_grid.read() == grid.read_bytes()
+    # the model lists no findings: one row per prompt of its training set (normal, pneumonia)
+    assert np.asarray(PILImage.open(grid)).shape == (2 * 34 + 2, 2 * 34 + 2)  # 2 x 2 of 32 px
 
     job = services.create_generation_job(
         generator=sd_generator, count=1, finding="pneumonia", steps=2
@@ -107,9 +126,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         else:
             type(self).served += 1  # a different picture for every request
             rng = np.random.default_rng([len(body["prompt"]), self.served])
-            picture = PILImage.fromarray(
-                rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-            )
+            picture = PILImage.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
             buffer = io.BytesIO()
             picture.save(buffer, format="PNG")
             payload = json.dumps(
