@@ -150,6 +150,25 @@ class _Retry(Exception):
         self.maybe_billed = maybe_billed
 
 
+def _parsed_base_url(base_url: str | None, api_key: str | None, model: str | None):
+    """The split base URL; ImageApiConfigError when the client is not configured or wrongly."""
+    missing = [
+        name
+        for name, value in (("base URL", base_url), ("API key", api_key), ("model", model))
+        if not value or not str(value).strip()
+    ]
+    if missing:
+        raise ImageApiConfigError(
+            "the image-api generator is not configured: no " + ", no ".join(missing) + " set"
+        )
+    parsed = urllib.parse.urlsplit(str(base_url).strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ImageApiConfigError(f"image API base URL must be an http(s) URL, not {base_url!r}")
+    if parsed.username or parsed.password:
+        raise ImageApiConfigError("put the API key in the key setting, not in the base URL")
+    return parsed
+
+
 def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
     """A decoded Pillow image -> grayscale uint8 (H, W). Transparent areas become black; 16-bit
     and 32-bit grayscale are rescaled from their own min..max."""
@@ -230,22 +249,7 @@ class ImageApiClient:
         sleep: Callable[[float], Any] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ):
-        missing = [
-            name
-            for name, value in (("base URL", base_url), ("API key", api_key), ("model", model))
-            if not value or not str(value).strip()
-        ]
-        if missing:
-            raise ImageApiConfigError(
-                "the image-api generator is not configured: no " + ", no ".join(missing) + " set"
-            )
-        parsed = urllib.parse.urlsplit(str(base_url).strip())
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ImageApiConfigError(
-                f"image API base URL must be an http(s) URL, not {base_url!r}"
-            )
-        if parsed.username or parsed.password:
-            raise ImageApiConfigError("put the API key in the key setting, not in the base URL")
+        parsed = _parsed_base_url(base_url, api_key, model)
         if timeout_s <= 0:
             raise ImageApiConfigError("timeout_s must be positive")
         if max_retries < 0:
