@@ -15,8 +15,8 @@ uint8 (H, W) array with a provenance dict, the same shape of result as the local
 
 Failures become one of the ImageApiError subclasses below, with a message a study admin can act
 on. Retries (up to `max_retries`, waiting a fully jittered exponential backoff) only where they
-cannot cost a second image: a 429 (honouring Retry-After) and a connection that failed before
-the request was sent. A request that reached the API and then failed (5xx, 408, a reply that
+cannot cost a second image: a 429 (honouring Retry-After), a 408 and a connection that failed
+before the request was sent. A request that reached the API and then failed (5xx, a reply that
 timed out or broke off) may already have been billed, so it is retried only when the provider
 takes an idempotency key (`idempotency_header`): then every attempt for one image carries the
 same key, and the provider answers a repeat with the first result instead of billing again.
@@ -214,9 +214,9 @@ class ImageApiClient:
     """Client for an OpenAI-compatible `/images/generations` endpoint.
 
     `base_url` includes the API version path, e.g. "https://api.openai.com/v1". Retries: up to
-    `max_retries` extra attempts after a 429 or a connection that failed before sending, and,
-    only with an `idempotency_header` (e.g. "Idempotency-Key"; the same random key on every
-    attempt for one image), after 5xx / 408 / a timed-out or broken reply too. The wait before
+    `max_retries` extra attempts after a 429, a 408 or a connection that failed before sending,
+    and, only with an `idempotency_header` (e.g. "Idempotency-Key"; the same random key on every
+    attempt for one image), after 5xx / a timed-out or broken reply too. The wait before
     attempt k+1 is drawn uniformly from [0, min(backoff_max_s, backoff_base_s * 2**(k-1))]
     ("full jitter", so workers that failed together do not retry together), or the server's
     Retry-After on 429 when it asks for no more than `max_retry_after_s`. `in_flight` bounds the
