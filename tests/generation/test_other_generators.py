@@ -267,3 +267,22 @@ def test_it_bounds_requests_in_flight_in_redis_or_on_this_host(settings):
     settings.REDIS_URL = None
     slots = backend_for(GeneratorKind.IMAGE_API).in_flight_limit()
     assert isinstance(slots, FileSlots) and slots.limit == 3
+
+
+def test_it_hands_the_lora_trainer_one_grid_row_per_finding():
+    from generation.backends.stable_diffusion import StableDiffusionBackend, lora_config_from
+
+    generator = GeneratorModel(
+        name="sd",
+        kind=GeneratorKind.STABLE_DIFFUSION,
+        modality="CXR",
+        findings=["normal", "effusion"],
+    )
+    prompts = StableDiffusionBackend._grid_prompts(generator, "child")
+    assert prompts == [
+        "a normal frontal chest x-ray of a child",
+        "a frontal chest x-ray of a child with effusion",
+    ]
+    config = lora_config_from({}, 100, 32, prompts)
+    assert (config.grid_prompts, config.grid_steps, config.grid_guidance) == (prompts, 20, 7.5)
+    assert lora_config_from({"grid_steps": 0}, 100, 32, prompts).grid_steps == 0  # no grids
