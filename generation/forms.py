@@ -265,9 +265,10 @@ class GenerateForm(forms.Form):
     guidance = forms.FloatField(
         min_value=0.0,
         max_value=30.0,
-        initial=2.0,
+        required=False,
         widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Classifier-free guidance scale.",
+        help_text="Classifier-free guidance scale. Empty: the model's default (pixel diffusion "
+        "2.0, Stable Diffusion 7.5).",
     )
     seed = forms.IntegerField(
         min_value=0, max_value=2**62, initial=0, help_text="Image k gets seed + k."

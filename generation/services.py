@@ -124,6 +124,11 @@ def _enqueue(task, job: Job, kwargs: dict) -> None:
 
 
 # ------------------------------------------------------------------------------ validation
+def default_guidance(generator: GeneratorModel) -> float:
+    """The guidance scale a job of this model gets when none is asked for (its kind's)."""
+    return backend_for(generator.kind).default_guidance
+
+
 def _check_generation(
     generator,
     *,
@@ -250,7 +255,7 @@ def create_generation_job(
     negative_prompt: str = "",
     scheduler: str = "ddim",
     steps: int = 50,
-    guidance: float = 2.0,
+    guidance: float | None = None,
     seed: int = 0,
     batch_size: int = 8,
     study=None,
@@ -259,7 +264,9 @@ def create_generation_job(
     user=None,
 ) -> GenerationJob:
     """Validate and create a queued generation job without enqueueing it (commands run it
-    themselves; `start_generation` enqueues it). Raises InvalidJob."""
+    themselves; `start_generation` enqueues it). Raises InvalidJob. `guidance` None: the
+    model kind's default (`Backend.default_guidance`)."""
+    guidance = default_guidance(generator) if guidance is None else guidance
     finding = _check_generation(
         generator,
         count=count,
@@ -322,7 +329,7 @@ def start_generation(
     negative_prompt: str = "",
     scheduler: str = "ddim",
     steps: int = 50,
-    guidance: float = 2.0,
+    guidance: float | None = None,
     seed: int = 0,
     batch_size: int = 8,
     study=None,
@@ -335,11 +342,13 @@ def start_generation(
     Image k of the job gets seed `seed + k` and the unique slot (job, k). With a `study`, the
     images are added to it as cases when the job succeeds (with `keep_study_balance`, as many
     real pool images of the same modality and finding too, only from `balance_sources` when
-    given), as long as no reader's order has been drawn yet. Raises InvalidJob (nothing created) for a request that cannot run, and
-    BrokerUnavailable (nothing created) when the task queue is unreachable.
+    given), as long as no reader's order has been drawn yet. Raises InvalidJob (nothing
+    created) for a request that cannot run, and BrokerUnavailable (nothing created) when the
+    task queue is unreachable. `guidance` None: the model kind's default.
     """
     from generation import tasks
 
+    guidance = default_guidance(generator) if guidance is None else guidance
     fields = {
         "generator": generator,
         "count": count,

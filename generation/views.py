@@ -29,7 +29,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from generation import folders, services
-from generation.backends import trainable_kinds
+from generation.backends import backend_for, trainable_kinds
 from generation.extensions import job_panels, model_panels
 from generation.forms import GenerateForm, TrainForm, model_findings
 from generation.models import (
@@ -171,6 +171,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "config_rows": _config_rows(generator),
         "checkpoints": checkpoints,
         "has_grid": bool(generator.sample_grid) or grid_step is not None,
+        "grid_note": backend_for(generator.kind).grid_note(generator),
         "grid_step": grid_step,
         "loss_svg": loss_curve_svg(
             folders.loss_points(generator, layout), title=f"Training loss of {generator.name}"
@@ -264,14 +265,20 @@ def train(request: HttpRequest) -> HttpResponse:
     return _page(render(request, "generation/train.html", context))
 
 
+def _generate_initial(request: HttpRequest) -> dict:
+    """The model named in ?model= and its kind's guidance, when the link came from its page."""
+    raw = request.GET.get("model", "")
+    generator = GeneratorModel.objects.filter(pk=raw).first() if raw.isdigit() else None
+    if generator is None:
+        return {}
+    return {"generator": raw, "guidance": services.default_guidance(generator)}
+
+
 @require_http_methods(["GET", "POST"])
 @staff_member_required
 def generate(request: HttpRequest) -> HttpResponse:
     _require(request, "generation.add_generationjob")
-    initial = (
-        {"generator": request.GET.get("model")} if request.GET.get("model", "").isdigit() else {}
-    )
-    form = GenerateForm(request.POST or None, initial=initial)
+    form = GenerateForm(request.POST or None, initial=_generate_initial(request))
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():

@@ -67,3 +67,11 @@ def env_url(name: str, schemes: set[str]) -> str | None:
     if not parsed.hostname:
         raise ImproperlyConfigured(f"{name}={raw!r} has no host")
     return raw
+
+
+def env_header_name(name: str, default: str) -> str:
+    """An HTTP header name (RFC 9110 token characters), or "" when unset or empty."""
+    raw = os.environ.get(name, default).strip()
+    if raw and not all(ch.isascii() and (ch.isalnum() or ch in "!#$%&'*+-.^_`|~") for ch in raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an HTTP header name")
+    return raw

@@ -11,7 +11,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from spotthefake.env import env_bool, env_int, env_list, env_path, env_str, env_url
+from spotthefake.env import (
+    env_bool,
+    env_header_name,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("SPOTTHEFAKE_VAR_DIR", BASE_DIR / "var")
@@ -329,6 +337,11 @@ IMAGE_API_MODEL = env_str("IMAGE_API_MODEL", "")
 IMAGE_API_SIZE = env_str("IMAGE_API_SIZE", "1024x1024")
 IMAGE_API_TIMEOUT_S = env_int("IMAGE_API_TIMEOUT_S", 120, minimum=1)
 IMAGE_API_MAX_RETRIES = env_int("IMAGE_API_MAX_RETRIES", 3, minimum=0)
+# A request that reached the API and failed may already have been billed: it is retried only
+# when the provider takes an idempotency key in this header (e.g. "Idempotency-Key"; empty: no).
+IMAGE_API_IDEMPOTENCY_HEADER = env_header_name("IMAGE_API_IDEMPOTENCY_HEADER", "")
+# Requests in flight at once across every worker (slots in Redis; without Redis, per host).
+IMAGE_API_MAX_IN_FLIGHT = env_int("IMAGE_API_MAX_IN_FLIGHT", 4, minimum=1)
 
 # ----------------------------------------------------------------------------------------------
 # E-mail (reader invitations and password resets; access.invites). With EMAIL_HOST set, mail

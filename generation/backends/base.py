@@ -87,6 +87,9 @@ class Backend(ABC):
     """One generator kind. Subclasses set the class attributes and override what differs."""
 
     kind: ClassVar[str]
+    # the classifier-free guidance scale a generation job gets when none is asked for; each kind
+    # declares its own (what suits a small class-conditional model does not suit Stable Diffusion)
+    default_guidance: ClassVar[float]
     trainable: ClassVar[bool] = True
     untrainable_reason: ClassVar[str] = ""
     # a text-to-image model (prompt, or a finding to build one from) vs a class-conditional one
@@ -178,6 +181,11 @@ class Backend(ABC):
     def checkpoint_entries(self, folder: Path) -> list[dict]:
         """[{step, path, weights_sha256}] of the complete checkpoints in `folder`, oldest first."""
         return []
+
+    def grid_note(self, generator: GeneratorModel) -> str:
+        """What the model page says a sample grid of this kind shows."""
+        findings = ", ".join(model_findings(generator))
+        return f"One row per finding ({findings})" if findings else "One row per finding"
 
     def can_sample_here(self, generator: GeneratorModel) -> None:
         """Raise (with a message for the researcher) when this machine cannot sample."""

@@ -88,6 +88,9 @@ def has_checkpoint(generator: GeneratorModel) -> bool:
 
 class DDPMBackend(Backend):
     kind = "ddpm"
+    # the grids' guidance too (engine.training): a small class-conditional model trained with
+    # 10 % label dropout; much stronger guidance saturates its images
+    default_guidance = 2.0
     takes_prompt = False
     made_by_training = True
     training_params = TRAINING_PARAMS | MODEL_PARAMS
@@ -199,6 +202,9 @@ class DDPMBackend(Backend):
             data["finding"] = matches[0]
 
     # --- the model folder -------------------------------------------------------------------
+
+    def grid_note(self, generator: GeneratorModel) -> str:
+        return super().grid_note(generator) + ", drawn with the EMA weights"
 
     def folder_layout(self, folder: Path) -> FolderLayout:
         from generation.engine import ddpm_layout as ckpt

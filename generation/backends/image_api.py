@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 class ImageApiBackend(Backend):
     kind = "image-api"
+    # a hosted API takes no guidance scale: 0 records that none was used
+    default_guidance = 0.0
     trainable = False
     runs_locally = False
 
@@ -39,6 +41,28 @@ class ImageApiBackend(Backend):
         if data.get("negative_prompt"):
             form.add_error("negative_prompt", "The image API takes no negative prompt.")
 
+    def in_flight_limit(self) -> Any:
+        """The slots bounding requests in flight: in Redis when the project has it (shared by
+        every worker host), else lock files on this host."""
+        import tempfile
+        from pathlib import Path
+
+        from django.conf import settings
+
+        from generation.engine.inflight import FileSlots, RedisSlots
+
+        limit = settings.IMAGE_API_MAX_IN_FLIGHT
+        if settings.REDIS_URL:
+            host = settings.IMAGE_API_BASE_URL.split("//", 1)[-1].split("/", 1)[0]
+            return RedisSlots(
+                settings.REDIS_URL,
+                f"spotthefake:image-api:in-flight:{host}",
+                limit,
+                # longer than any request may last (connect, then the reply's deadline)
+                lease_s=2 * settings.IMAGE_API_TIMEOUT_S + 60,
+            )
+        return FileSlots(Path(tempfile.gettempdir()) / "spotthefake-image-api-slots", limit)
+
     def engine_errors(self) -> tuple[type[BaseException], ...]:
         from generation.engine.image_api import ImageApiError
 
@@ -56,6 +80,8 @@ class ImageApiBackend(Backend):
             timeout_s=settings.IMAGE_API_TIMEOUT_S,
             max_retries=settings.IMAGE_API_MAX_RETRIES,
             size=settings.IMAGE_API_SIZE,
+            idempotency_header=settings.IMAGE_API_IDEMPOTENCY_HEADER,
+            in_flight=self.in_flight_limit(),
         )
         try:
             client.generate_many(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 TRAINING_PARAMS = frozenset({
     "batch_size", "grad_accum", "lr", "checkpoint_every", "seed", "lora_rank",
-    "train_text_encoder", "age_group", "resolution",
+    "train_text_encoder", "age_group", "resolution", "grid_steps",
 })  # fmt: skip
 
 
@@ -37,10 +38,16 @@ def numbered_folders(folder: Path, prefix: str) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def lora_config_from(params: dict[str, Any], total_steps: int, resolution: Any):
-    """The engine's LoraTrainingConfig from a run's params, with defaults scaled to the run."""
+def lora_config_from(
+    params: dict[str, Any], total_steps: int, resolution: Any, grid_prompts: Sequence[str] = ()
+):
+    """The engine's LoraTrainingConfig from a run's params, with defaults scaled to the run;
+    `grid_prompts`: the sample grid's rows (one per finding)."""
     from generation.engine.stable_diffusion import LoraTrainingConfig
 
+    grid = {"grid_prompts": list(grid_prompts)}
+    if params.get("grid_steps") is not None:
+        grid["grid_steps"] = int(params["grid_steps"])
     config = LoraTrainingConfig(
         rank=int(params.get("lora_rank", 8)),
         learning_rate=float(params.get("lr", 1e-4)),
@@ -53,6 +60,8 @@ def lora_config_from(params: dict[str, Any], total_steps: int, resolution: Any):
         resolution=int(resolution) if resolution else None,
         train_text_encoder=bool(params.get("train_text_encoder", False)),
         seed=int(params.get("seed", 0)),
+        grid_guidance=StableDiffusionBackend.default_guidance,
+        **grid,
     )
     config.validate()
     return config
@@ -60,6 +69,8 @@ def lora_config_from(params: dict[str, Any], total_steps: int, resolution: Any):
 
 class StableDiffusionBackend(Backend):
     kind = "stable-diffusion"
+    # diffusers' default for Stable Diffusion; such checkpoints are usually sampled at 5-7.5
+    default_guidance = 7.5
     takes_negative_prompt = True
     needs_base_checkpoint = True
     training_params = TRAINING_PARAMS
@@ -72,6 +83,7 @@ class StableDiffusionBackend(Backend):
         "age_group": "age_group",
         "resolution": "resolution",
         "train_text_encoder": "train_text_encoder",
+        "grid_steps": "grid_steps",
         "base": None,
     }
 
@@ -139,6 +151,12 @@ class StableDiffusionBackend(Backend):
 
     # --- the model folder -------------------------------------------------------------------
 
+    def grid_note(self, generator: GeneratorModel) -> str:
+        return (
+            super().grid_note(generator).replace("finding", "finding's prompt", 1)
+            + ", drawn with the LoRA as trained by then (the same seeds in every grid)"
+        )
+
     def folder_layout(self, folder: Path) -> FolderLayout:
         from generation.engine.stable_diffusion import layout
 
@@ -146,7 +164,7 @@ class StableDiffusionBackend(Backend):
             numbered_folders(folder, layout.CHECKPOINT_PREFIX),
             layout.LORA_WEIGHT_NAME,
             layout.TRAINING_INFO_NAME,
-            None,
+            layout.SAMPLE_GRID_NAME,
             folder / layout.LOSS_LOG_NAME,
         )
 
@@ -211,7 +229,9 @@ class StableDiffusionBackend(Backend):
         generator, params = session.generator, session.params
         age_group = params.get("age_group") or (generator.config or {}).get("age_group")
         resolution = params.get("resolution") or generator.resolution or None
-        config = lora_config_from(params, session.run.total_steps, resolution)
+        config = lora_config_from(
+            params, session.run.total_steps, resolution, self._grid_prompts(generator, age_group)
+        )
         dataset = self._dataset(session, config, age_group)
         self._store_config(generator, config, age_group)
         result = train_lora(
@@ -226,6 +246,15 @@ class StableDiffusionBackend(Backend):
             model_name=generator.name,
         )
         return TrainingOutcome(result.cancelled, result.step, result.last_loss)
+
+    @staticmethod
+    def _grid_prompts(generator: GeneratorModel, age_group: str | None) -> list[str]:
+        """One prompt per finding of the model, built as the training prompts are."""
+        from generation.backends.base import model_findings
+        from generation.engine.prompts import build_prompt
+
+        findings = model_findings(generator)
+        return [build_prompt(generator.modality, finding, age_group) for finding in findings]
 
     @staticmethod
     def _dataset(session: TrainingSession, config: Any, age_group: str | None) -> list:

@@ -14,10 +14,18 @@ request to a host we do not know). The image is decoded with Pillow and returned
 uint8 (H, W) array with a provenance dict, the same shape of result as the local engines.
 
 Failures become one of the ImageApiError subclasses below, with a message a study admin can act
-on. 429 (honouring Retry-After), 5xx, timeouts and connection failures are retried with
-exponential backoff up to `max_retries` times; 400/401/403/404 are not retried. The API key is
-never put in an error message or in provenance. Hosted image APIs take no seed, so provenance
-says `seed: None` and such images cannot be regenerated.
+on. Retries (up to `max_retries`, waiting a fully jittered exponential backoff) only where they
+cannot cost a second image: a 429 (honouring Retry-After), a 408 and a connection that failed
+before the request was sent. A request that reached the API and then failed (5xx, a reply that
+timed out or broke off) may already have been billed, so it is retried only when the provider
+takes an idempotency key (`idempotency_header`): then every attempt for one image carries the
+same key, and the provider answers a repeat with the first result instead of billing again.
+400/401/403/404 are never retried, nor is an image smaller than the size asked for. The API key
+is never put in an error message or in provenance. Hosted image APIs take no seed, so
+provenance says `seed: None` and such images cannot be regenerated.
+
+`in_flight` (generation.engine.inflight) bounds how many requests are in flight at once across
+every worker process; a slot is held from just before sending until the reply is read.
 """
 
 from __future__ import annotations
@@ -30,12 +38,14 @@ import http.client
 import io
 import json
 import platform
+import random
 import re
 import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -45,6 +55,7 @@ import PIL
 from PIL import Image, UnidentifiedImageError
 
 from generation.engine.cancellation import cancel_requested
+from generation.engine.inflight import InFlightCancelled, InFlightError, InFlightLimit
 
 GENERATOR_KIND = "image-api"
 GENERATIONS_PATH = "/images/generations"
@@ -56,6 +67,8 @@ REQUEST_ID_HEADERS = (
     "x-amzn-requestid",
 )
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+# RFC 9110 token characters: what a header name may be made of
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 class ImageApiError(Exception):
@@ -124,12 +137,36 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class _Retry(Exception):
-    """Internal: a retryable failure, with the error to raise if retries run out."""
+    """Internal: a failure that may be retried, with the error to raise if it is not.
 
-    def __init__(self, error: ImageApiError, delay_s: float | None = None):
+    `maybe_billed`: the request reached the API, which may have made (and billed) the image."""
+
+    def __init__(
+        self, error: ImageApiError, delay_s: float | None = None, *, maybe_billed: bool = False
+    ):
         super().__init__(str(error))
         self.error = error
         self.delay_s = delay_s
+        self.maybe_billed = maybe_billed
+
+
+def _parsed_base_url(base_url: str | None, api_key: str | None, model: str | None):
+    """The split base URL; ImageApiConfigError when the client is not configured or wrongly."""
+    missing = [
+        name
+        for name, value in (("base URL", base_url), ("API key", api_key), ("model", model))
+        if not value or not str(value).strip()
+    ]
+    if missing:
+        raise ImageApiConfigError(
+            "the image-api generator is not configured: no " + ", no ".join(missing) + " set"
+        )
+    parsed = urllib.parse.urlsplit(str(base_url).strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ImageApiConfigError(f"image API base URL must be an http(s) URL, not {base_url!r}")
+    if parsed.username or parsed.password:
+        raise ImageApiConfigError("put the API key in the key setting, not in the base URL")
+    return parsed
 
 
 def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
@@ -177,9 +214,14 @@ class ImageApiClient:
     """Client for an OpenAI-compatible `/images/generations` endpoint.
 
     `base_url` includes the API version path, e.g. "https://api.openai.com/v1". Retries: up to
-    `max_retries` extra attempts after 429 / 5xx / timeouts / connection failures, waiting
-    `backoff_base_s * 2**attempt` seconds (at most `backoff_max_s`), or the server's Retry-After
-    on 429 when it asks for no more than `max_retry_after_s`. `sleep` is injectable for tests.
+    `max_retries` extra attempts after a 429, a 408 or a connection that failed before sending,
+    and, only with an `idempotency_header` (e.g. "Idempotency-Key"; the same random key on every
+    attempt for one image), after 5xx / a timed-out or broken reply too. The wait before
+    attempt k+1 is drawn uniformly from [0, min(backoff_max_s, backoff_base_s * 2**(k-1))]
+    ("full jitter", so workers that failed together do not retry together), or the server's
+    Retry-After on 429 when it asks for no more than `max_retry_after_s`. `in_flight` bounds the
+    requests in flight across processes (generation.engine.inflight). `sleep` and `jitter` (a
+    function returning a float in [0, 1]) are injectable for tests.
     `send_response_format=False` leaves "response_format" out of the request, for models that
     always answer in base64 and reject the field. `extra_params` are merged into every request
     body (e.g. {"quality": "high"}).
@@ -202,29 +244,22 @@ class ImageApiClient:
         send_response_format: bool = True,
         extra_params: dict[str, Any] | None = None,
         max_response_bytes: int = 64 * 1024 * 1024,
+        idempotency_header: str = "",
+        in_flight: InFlightLimit | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        jitter: Callable[[], float] = random.random,
     ):
-        missing = [
-            name
-            for name, value in (("base URL", base_url), ("API key", api_key), ("model", model))
-            if not value or not str(value).strip()
-        ]
-        if missing:
-            raise ImageApiConfigError(
-                "the image-api generator is not configured: no " + ", no ".join(missing) + " set"
-            )
-        parsed = urllib.parse.urlsplit(str(base_url).strip())
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ImageApiConfigError(
-                f"image API base URL must be an http(s) URL, not {base_url!r}"
-            )
-        if parsed.username or parsed.password:
-            raise ImageApiConfigError("put the API key in the key setting, not in the base URL")
+        parsed = _parsed_base_url(base_url, api_key, model)
         if timeout_s <= 0:
             raise ImageApiConfigError("timeout_s must be positive")
         if max_retries < 0:
             raise ImageApiConfigError("max_retries must be 0 or more")
         self._check_size(size)
+        idempotency_header = str(idempotency_header or "").strip()
+        if idempotency_header and not _HEADER_NAME_RE.match(idempotency_header):
+            raise ImageApiConfigError(
+                f"the idempotency header must be an HTTP header name, not {idempotency_header!r}"
+            )
         self.base_url = urllib.parse.urlunsplit(
             (parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", "")
         )
@@ -241,7 +276,10 @@ class ImageApiClient:
         self.send_response_format = send_response_format
         self.extra_params = dict(extra_params or {})
         self.max_response_bytes = int(max_response_bytes)
+        self.idempotency_header = idempotency_header
+        self.in_flight = in_flight
         self._sleep = sleep
+        self._jitter = jitter
         self._opener = urllib.request.build_opener(_NoRedirects())
 
     def __repr__(self) -> str:  # never show the key
@@ -277,6 +315,8 @@ class ImageApiClient:
             payload["response_format"] = "b64_json"
         payload.update(self.extra_params)
         body = json.dumps(payload).encode("utf-8")
+        # one key for every attempt at this image: a repeat is the same request to the provider
+        extra = {self.idempotency_header: uuid.uuid4().hex} if self.idempotency_header else {}
 
         attempt = 0
         while True:
@@ -284,7 +324,7 @@ class ImageApiClient:
                 raise ImageApiCancelled("image generation cancelled", attempts=attempt)
             attempt += 1
             try:
-                status, headers, raw = self._post(body)
+                status, headers, raw = self._send(body, extra, cancel)
                 return self._handle(
                     status, headers, raw, prompt=str(prompt), size=size, attempts=attempt
                 )
@@ -292,16 +332,27 @@ class ImageApiClient:
                 error.attempts = error.attempts or attempt
                 raise
             except _Retry as retry:
-                failure = retry.error
-                failure.attempts = attempt
-                if attempt > self.max_retries:
-                    if attempt > 1:
-                        failure.args = (f"{failure.args[0]} (gave up after {attempt} attempts)",)
-                    raise failure from None
-                delay = retry.delay_s
-                if delay is None:
-                    delay = self.backoff_base_s * (2 ** (attempt - 1))
-                self._sleep(min(max(0.0, delay), self.backoff_max_s))
+                self._sleep(self._retry_delay(retry, attempt))
+
+    def _retry_delay(self, retry: _Retry, attempt: int) -> float:
+        """Seconds to wait before the next attempt; raises the failure when none may follow."""
+        failure = retry.error
+        failure.attempts = attempt
+        if retry.maybe_billed and not self.idempotency_header and self.max_retries:
+            failure.args = (
+                f"{failure.args[0]}; not retried: the request reached the API, which may already "
+                "have made and billed the image (set IMAGE_API_IDEMPOTENCY_HEADER if the "
+                "provider takes idempotency keys)",
+            )
+            raise failure from None
+        if attempt > self.max_retries:
+            if attempt > 1:
+                failure.args = (f"{failure.args[0]} (gave up after {attempt} attempts)",)
+            raise failure from None
+        if retry.delay_s is not None:  # the server said how long
+            return min(max(0.0, retry.delay_s), self.backoff_max_s)
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return ceiling * min(1.0, max(0.0, float(self._jitter())))
 
     def generate_many(
         self,
@@ -327,7 +378,19 @@ class ImageApiClient:
 
     # -- HTTP ----------------------------------------------------------------------------------
 
-    def _post(self, body: bytes) -> tuple[int, Any, bytes]:
+    def _send(self, body: bytes, extra: dict[str, str], cancel: Any) -> tuple[int, Any, bytes]:
+        """One POST, inside an in-flight slot when a limit is set."""
+        if self.in_flight is None:
+            return self._post(body, extra)
+        try:
+            with self.in_flight.slot(cancel):
+                return self._post(body, extra)
+        except InFlightCancelled:
+            raise ImageApiCancelled("image generation cancelled") from None
+        except InFlightError as error:
+            raise ImageApiConnectionError(str(error)) from None
+
+    def _post(self, body: bytes, extra: dict[str, str]) -> tuple[int, Any, bytes]:
         request = urllib.request.Request(
             self.endpoint,
             data=body,
@@ -337,6 +400,7 @@ class ImageApiClient:
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "User-Agent": "spot-the-fake image-api client",
+                **extra,
             },
         )
         deadline = time.monotonic() + self.timeout_s
@@ -349,29 +413,34 @@ class ImageApiClient:
                 raw = self._read(response, deadline)
             status = getattr(response, "status", None) or response.code
             return int(status), response.headers, raw
+        # urllib wraps in URLError only what fails while connecting or sending the request, so
+        # the API never had the whole request: nothing can have been billed. Anything later
+        # (waiting for or reading the reply) came after the request was sent.
         except urllib.error.URLError as err:
             if isinstance(err.reason, (TimeoutError, socket.timeout)):
-                raise self._timeout() from None
+                raise self._timeout(maybe_billed=False) from None
             raise _Retry(
                 ImageApiConnectionError(
                     f"could not reach the image API at {self.host}: {self._redact(str(err.reason))}"
                 )
             ) from None
         except TimeoutError:
-            raise self._timeout() from None
+            raise self._timeout(maybe_billed=True) from None
         except (OSError, http.client.HTTPException) as err:
             raise _Retry(
                 ImageApiConnectionError(
-                    f"the connection to the image API at {self.host} failed: "
-                    f"{err.__class__.__name__} {self._redact(str(err))}".strip()
-                )
+                    f"the connection to the image API at {self.host} failed after the request "
+                    f"was sent: {err.__class__.__name__} {self._redact(str(err))}".strip()
+                ),
+                maybe_billed=True,
             ) from None
 
-    def _timeout(self) -> _Retry:
+    def _timeout(self, *, maybe_billed: bool) -> _Retry:
         return _Retry(
             ImageApiTimeoutError(
                 f"the image API at {self.host} did not answer within {self.timeout_s:g} s"
-            )
+            ),
+            maybe_billed=maybe_billed,
         )
 
     def _read(self, response, deadline: float) -> bytes:
@@ -446,7 +515,9 @@ class ImageApiClient:
             raise _Retry(
                 ImageApiServerError(
                     f"the image API at {self.host} failed with HTTP {status}{detail}", status=status
-                )
+                ),
+                # 408: the server gave up waiting for the request, so it made nothing
+                maybe_billed=status != 408,
             )
         if 300 <= status < 400:
             location = headers.get("Location", "?") if headers else "?"
@@ -479,6 +550,7 @@ class ImageApiClient:
         data, item = _first_item(raw, bad)
         image_bytes = _image_bytes(item, bad)
         array, image_format, image_mode = _read_image(image_bytes, bad)
+        _check_image_size(array, size, bad)
         request_id = _request_id(headers)
         revised = item.get("revised_prompt")
         height, width = array.shape
@@ -551,6 +623,20 @@ def _read_image(image_bytes: bytes, bad: Callable[[str], Exception]):
         raise bad(
             f"sent base64 data that is not a readable image ({exc.__class__.__name__})"
         ) from None
+
+
+def _check_image_size(array: np.ndarray, size: str, bad: Callable[[str], Exception]) -> None:
+    """Refuse an image smaller than the size asked for (larger ones are kept as they are)."""
+    match = _SIZE_RE.match(size)
+    if match is None:  # "auto": nothing was asked for
+        return
+    width, height = int(match.group(1)), int(match.group(2))
+    got_height, got_width = array.shape
+    if got_width < width or got_height < height:
+        raise bad(
+            f"returned a {got_width}x{got_height} image, smaller than the {size} asked for "
+            "(IMAGE_API_SIZE); it was not stored"
+        )
 
 
 def _request_id(headers) -> str | None:

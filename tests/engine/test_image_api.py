@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import threading
 import time
+import uuid
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,8 +32,10 @@ from generation.engine.image_api import (
     parse_retry_after,
     to_grayscale_uint8,
 )
+from generation.engine.inflight import FileSlots, RedisSlots
 
 API_KEY = "sk-test-0123456789-secret"
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 def png_b64(image: Image.Image, fmt: str = "PNG") -> str:
@@ -57,8 +61,12 @@ def error_body(message: str, code: str = "invalid_request_error") -> bytes:
 
 
 class Reply:
-    def __init__(self, status=200, body=b"", headers=None, delay_s=0.0):
+    """What the test server answers. `status` None: read the request, then hang up without a
+    reply. `gate`: hold the reply until the event is set (requests in flight pile up)."""
+
+    def __init__(self, status=200, body=b"", headers=None, delay_s=0.0, gate=None):
         self.status, self.body, self.headers, self.delay_s = status, body, headers or {}, delay_s
+        self.gate = gate
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -71,11 +79,26 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
+        with server.lock:
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
+            server.in_flight += 1
+            server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
+            self._reply(reply)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def _reply(self, reply):
+        try:
+            if reply.gate is not None:
+                reply.gate.wait(timeout=60)
             if reply.delay_s:
                 time.sleep(reply.delay_s)
+            if reply.status is None:
+                self.close_connection = True
+                return
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply.body)))
@@ -100,6 +123,8 @@ def api_server():
     server = _Server(("127.0.0.1", 0), _Handler)
     server.replies = [Reply(200, ok_body())]
     server.requests = []
+    server.lock = threading.Lock()
+    server.in_flight = server.max_in_flight = 0
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
@@ -119,8 +144,16 @@ class SleepRecorder:
 
 
 def make_client(server, **kwargs) -> tuple[ImageApiClient, SleepRecorder]:
+    """A client asking for the test image's size (64x48), waiting the full backoff (jitter 1)."""
     sleep = SleepRecorder()
-    options = {"timeout_s": 5.0, "max_retries": 2, "backoff_base_s": 0.01, "sleep": sleep}
+    options = {
+        "timeout_s": 5.0,
+        "max_retries": 2,
+        "backoff_base_s": 0.01,
+        "sleep": sleep,
+        "size": "64x48",
+        "jitter": lambda: 1.0,
+    }
     options.update(kwargs)
     return ImageApiClient(server.base_url, API_KEY, "test-image-model", **options), sleep
 
@@ -153,7 +186,7 @@ def test_it_success_returns_grayscale_array_and_provenance(api_server):
         "model": "test-image-model",
         "prompt": "a frontal chest x-ray with pneumonia",
         "n": 1,
-        "size": "1024x1024",
+        "size": "64x48",
         "response_format": "b64_json",
     }
 
@@ -162,7 +195,7 @@ def test_it_success_returns_grayscale_array_and_provenance(api_server):
     assert provenance["model"] == "test-image-model"
     assert provenance["prompt"] == "a frontal chest x-ray with pneumonia"
     assert provenance["revised_prompt"] == "a frontal chest x-ray, photorealistic"
-    assert provenance["size"] == "1024x1024"
+    assert provenance["size"] == "64x48"
     assert provenance["resolution"] == "64x48" and provenance["width"] == 64
     assert provenance["seed"] is None
     assert provenance["request_id"] == "req_abc123"
@@ -177,9 +210,9 @@ def test_it_size_extra_params_and_no_response_format(api_server):
     client, _ = make_client(
         api_server, send_response_format=False, extra_params={"quality": "high"}
     )
-    client.generate("a chest x-ray", size="512x512")
+    client.generate("a chest x-ray", size="48x48")
     body = json.loads(api_server.requests[0]["body"])
-    assert body["size"] == "512x512" and body["quality"] == "high"
+    assert body["size"] == "48x48" and body["quality"] == "high"
     assert "response_format" not in body
     with pytest.raises(ImageApiConfigError, match="1024x1024"):
         client.generate("a chest x-ray", size="big")
@@ -318,36 +351,133 @@ def test_it_429_with_a_very_long_retry_after_fails_at_once(api_server):
     assert len(api_server.requests) == 1 and sleep.calls == []
 
 
-def test_it_500_then_success(api_server):
+KEY_HEADER = "Idempotency-Key"
+
+
+def idempotency_keys(server) -> list[str | None]:
+    return [request["headers"].get(KEY_HEADER) for request in server.requests]
+
+
+def test_it_500_then_success_with_an_idempotency_key(api_server):
     api_server.replies = [Reply(500, error_body("internal error")), Reply(200, ok_body())]
-    client, sleep = make_client(api_server, backoff_base_s=0.01)
+    client, sleep = make_client(api_server, backoff_base_s=0.01, idempotency_header=KEY_HEADER)
     _, provenance = client.generate("a chest x-ray")
     assert provenance["attempts"] == 2 and sleep.calls == [0.01]
+    first, second = idempotency_keys(api_server)
+    assert first and first == second  # the provider sees one request, not two
 
 
 def test_it_5xx_every_time_is_a_server_error(api_server):
     api_server.replies = [Reply(503, b"<html>upstream down</html>")]
-    client, _ = make_client(api_server, max_retries=1)
+    client, _ = make_client(api_server, max_retries=1, idempotency_header=KEY_HEADER)
     with pytest.raises(ImageApiServerError, match="HTTP 503") as info:
         client.generate("a chest x-ray")
     assert len(api_server.requests) == 2 and info.value.status == 503
 
 
-def test_it_slow_reply_times_out_and_is_retried(api_server):
+def test_it_slow_reply_times_out_and_is_retried_with_an_idempotency_key(api_server):
     api_server.replies = [Reply(200, ok_body(), delay_s=1.5)]
-    client, sleep = make_client(api_server, timeout_s=0.2, max_retries=1)
+    client, sleep = make_client(
+        api_server, timeout_s=0.2, max_retries=1, idempotency_header=KEY_HEADER
+    )
     started = time.monotonic()
     with pytest.raises(ImageApiTimeoutError, match="did not answer within 0.2 s"):
         client.generate("a chest x-ray")
     assert time.monotonic() - started < 1.5
     assert len(api_server.requests) == 2 and len(sleep.calls) == 1
+    assert len(set(idempotency_keys(api_server))) == 1
 
 
 def test_it_slow_then_fast_succeeds(api_server):
     api_server.replies = [Reply(200, ok_body(), delay_s=1.0), Reply(200, ok_body())]
-    client, _ = make_client(api_server, timeout_s=0.2, max_retries=2)
+    client, _ = make_client(api_server, timeout_s=0.2, max_retries=2, idempotency_header=KEY_HEADER)
     _, provenance = client.generate("a chest x-ray")
     assert provenance["attempts"] == 2
+
+
+# -- requests that may have been billed --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply, error",
+    [
+        (Reply(500, error_body("internal error")), ImageApiServerError),
+        (Reply(502, b"bad gateway"), ImageApiServerError),
+        (Reply(200, ok_body(), delay_s=1.5), ImageApiTimeoutError),  # sent, no reply in time
+        (Reply(None), ImageApiConnectionError),  # sent, then the server hung up
+    ],
+)
+def test_it_never_repeats_a_request_that_may_have_been_billed_without_a_key(
+    api_server, reply, error
+):
+    api_server.replies = [reply, Reply(200, ok_body())]
+    client, sleep = make_client(api_server, timeout_s=0.3, max_retries=3)
+    with pytest.raises(error, match="may already have made and billed the image") as info:
+        client.generate("a chest x-ray")
+    assert len(api_server.requests) == 1 and sleep.calls == []
+    assert info.value.attempts == 1 and "IMAGE_API_IDEMPOTENCY_HEADER" in str(info.value)
+    assert idempotency_keys(api_server) == [None]
+
+
+def test_it_retries_a_hang_up_after_sending_with_the_same_key(api_server):
+    api_server.replies = [Reply(None), Reply(None), Reply(200, ok_body())]
+    client, sleep = make_client(api_server, max_retries=3, idempotency_header=KEY_HEADER)
+    _, provenance = client.generate("a chest x-ray")
+    assert provenance["attempts"] == 3 and len(sleep.calls) == 2
+    assert len(set(idempotency_keys(api_server))) == 1
+
+
+def test_it_gives_every_image_its_own_key(api_server):
+    client, _ = make_client(api_server, idempotency_header=KEY_HEADER)
+    client.generate_many(["one", "two"])
+    keys = idempotency_keys(api_server)
+    assert len(keys) == 2 and all(keys) and keys[0] != keys[1]
+
+
+def test_it_retries_408_and_429_without_a_key(api_server):
+    # neither made an image: 408, the server gave up waiting for the request; 429, refused
+    api_server.replies = [
+        Reply(408, b"request timeout"),
+        Reply(429, error_body("slow down")),
+        Reply(200, ok_body()),
+    ]
+    client, sleep = make_client(api_server, max_retries=2)
+    _, provenance = client.generate("a chest x-ray")
+    assert provenance["attempts"] == 3 and len(sleep.calls) == 2
+
+
+def test_it_rejects_a_bad_idempotency_header_name(api_server):
+    with pytest.raises(ImageApiConfigError, match="header name"):
+        make_client(api_server, idempotency_header="Idempotency Key:")
+
+
+# -- backoff -----------------------------------------------------------------------------------
+
+
+def test_it_backoff_is_fully_jittered_and_capped(api_server):
+    api_server.replies = [Reply(429, error_body("Rate limit reached"))]
+    draws = iter([0.5, 0.0, 0.25, 0.999])
+    client, sleep = make_client(
+        api_server, max_retries=4, backoff_base_s=1.0, backoff_max_s=3.0, jitter=lambda: next(draws)
+    )
+    with pytest.raises(ImageApiRateLimitError):
+        client.generate("a chest x-ray")
+    # ceilings 1, 2, 4 -> 3 (the cap), 8 -> 3; each wait is the draw times its ceiling
+    assert sleep.calls == pytest.approx([0.5, 0.0, 0.75, 2.997])
+
+
+def test_it_backoff_waits_spread_out_between_zero_and_the_ceiling(api_server):
+    api_server.replies = [Reply(429, error_body("Rate limit reached"))]
+    waits = SleepRecorder()
+    client = ImageApiClient(  # the default jitter source
+        api_server.base_url, API_KEY, "m", max_retries=1, backoff_base_s=1.0, sleep=waits
+    )
+    for _ in range(8):
+        with pytest.raises(ImageApiRateLimitError):
+            client.generate("a chest x-ray")
+    waits = waits.calls
+    assert len(waits) == 8 and all(0.0 <= w <= 1.0 for w in waits)
+    assert len(set(waits)) > 1  # not one fixed delay: workers that failed together spread out
 
 
 def test_it_unreachable_host_is_a_connection_error():
@@ -400,6 +530,114 @@ def test_it_oversized_reply_is_refused(api_server):
     client, _ = make_client(api_server, max_response_bytes=1000)
     with pytest.raises(ImageApiResponseError, match="more than 1000 bytes"):
         client.generate("a chest x-ray")
+
+
+@pytest.mark.parametrize("width, height", [(1, 1), (64, 63), (63, 64)])
+def test_it_refuses_an_image_smaller_than_asked_for(api_server, width, height):
+    api_server.replies = [Reply(200, ok_body(rgb_test_image(width, height)))]
+    client, sleep = make_client(api_server, size="64x64", max_retries=3)
+    with pytest.raises(ImageApiResponseError) as info:
+        client.generate("a chest x-ray")
+    assert f"returned a {width}x{height} image, smaller than the 64x64 asked for" in str(info.value)
+    assert len(api_server.requests) == 1 and sleep.calls == []  # billed already: no retry
+
+
+def test_it_keeps_an_image_at_least_as_large_as_asked_for(api_server):
+    api_server.replies = [Reply(200, ok_body(rgb_test_image(80, 64)))]
+    client, _ = make_client(api_server, size="64x64")
+    assert client.generate("a chest x-ray").array.shape == (64, 80)
+    api_server.replies = [Reply(200, ok_body(rgb_test_image(2, 2)))]
+    assert client.generate("a chest x-ray", size="auto").array.shape == (2, 2)  # none asked
+
+
+# -- requests in flight ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_slots_name():
+    import redis
+
+    name = f"test:image-api:in-flight:{uuid.uuid4().hex}"
+    yield name
+    redis.Redis.from_url(REDIS_URL).delete(name)
+
+
+def wait_for(condition, what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _run_clients_against_a_held_server(api_server, make_limit, n_clients: int = 5) -> list:
+    """n clients (threads, each with its own limiter object, as separate processes would have)
+    ask for one image each while the server holds every reply; returns their results."""
+    gate = threading.Event()
+    api_server.replies = [Reply(200, ok_body(), gate=gate)]
+    results: list = []
+
+    def one_client():
+        client, _ = make_client(api_server, in_flight=make_limit())
+        results.append(client.generate("a chest x-ray"))
+
+    threads = [threading.Thread(target=one_client) for _ in range(n_clients)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: api_server.in_flight == 2, "two requests in flight")
+    time.sleep(0.3)  # a third request would arrive now if the limit did not hold it back
+    assert api_server.in_flight == 2 and len(api_server.requests) == 2
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_it_bounds_requests_in_flight_across_clients_through_redis(api_server, redis_slots_name):
+    results = _run_clients_against_a_held_server(
+        api_server, lambda: RedisSlots(REDIS_URL, redis_slots_name, 2, lease_s=60, poll_s=0.01)
+    )
+    assert len(results) == 5 and len(api_server.requests) == 5
+    assert api_server.max_in_flight == 2
+    assert RedisSlots(REDIS_URL, redis_slots_name, 2, lease_s=60).holders() == 0  # all given back
+
+
+def test_it_bounds_requests_in_flight_across_clients_through_lock_files(api_server, tmp_path):
+    results = _run_clients_against_a_held_server(
+        api_server, lambda: FileSlots(tmp_path / "slots", 2, poll_s=0.01)
+    )
+    assert len(results) == 5 and len(api_server.requests) == 5
+    assert api_server.max_in_flight == 2
+
+
+def test_it_takes_back_the_slot_of_a_holder_that_died(redis_slots_name):
+    dead = RedisSlots(REDIS_URL, redis_slots_name, 1, lease_s=0.2)
+    assert dead._try("a-worker-killed-mid-request")  # taken and never given back
+    alive = RedisSlots(REDIS_URL, redis_slots_name, 1, lease_s=60, poll_s=0.01)
+    assert not alive._try("another-worker")
+    with alive.slot():  # waits until the dead holder's lease runs out
+        assert alive.holders() == 1
+
+
+def test_it_cancels_while_waiting_for_a_slot(api_server, tmp_path):
+    slots = FileSlots(tmp_path / "slots", 1, poll_s=0.01)
+    cancel = threading.Event()
+    client, _ = make_client(api_server, in_flight=slots)
+    with slots.slot():  # another process holds the only slot
+        threading.Timer(0.1, cancel.set).start()
+        with pytest.raises(ImageApiCancelled):
+            client.generate("a chest x-ray", cancel=cancel)
+    assert api_server.requests == []
+
+
+def test_it_says_when_the_slot_store_is_unreachable(api_server):
+    with socket.socket() as sock:  # a free port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    slots = RedisSlots(f"redis://127.0.0.1:{port}/0", "x", 2, lease_s=60)
+    client, _ = make_client(api_server, in_flight=slots)
+    with pytest.raises(ImageApiConnectionError, match="request-slot store"):
+        client.generate("a chest x-ray")
+    assert api_server.requests == []
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
+from PIL import Image as PILImage
 from safetensors.torch import load_file
 
 from generation.engine.prompts import build_prompt
@@ -22,6 +23,7 @@ from generation.engine.stable_diffusion import (
     GENERATOR_KIND,
     LORA_WEIGHT_NAME,
     LOSS_LOG_NAME,
+    SAMPLE_GRID_NAME,
     TRAINING_STATE_NAME,
     CheckpointError,
     GenerationCancelled,
@@ -419,6 +421,56 @@ def test_it_lora_files_hold_only_lora_weights(sd_trained, sd_checkpoint):
     ]
     assert [r["step"] for r in log] == list(range(1, 13))
     assert not list(result.output_dir.glob(".tmp-*"))
+
+
+def _grid_cells(path, columns: int, size: int = SD_TINY_IMAGE_SIZE, pad: int = 2) -> list:
+    """The images of a sample grid (tiled by generation.engine.sampling.image_grid), row-major."""
+    grid = np.asarray(PILImage.open(path))
+    rows = (grid.shape[0] - pad) // (size + pad)
+    assert grid.shape == (rows * (size + pad) + pad, columns * (size + pad) + pad)
+    return [
+        grid[pad + r * (size + pad) : pad + r * (size + pad) + size,
+             pad + c * (size + pad) : pad + c * (size + pad) + size]
+        for r in range(rows)
+        for c in range(columns)
+    ]  # fmt: skip
+
+
+def test_it_writes_a_sample_grid_with_every_checkpoint(sd_trained, sd_dataset):
+    trainer, result, *_ = sd_trained
+    prompts = sorted({prompt for _, prompt in sd_dataset})  # one row per distinct prompt
+    assert trainer.grid_prompts() == prompts and len(prompts) == 3
+    at_6, at_12 = (
+        _grid_cells(result.output_dir / name / SAMPLE_GRID_NAME, columns=2)
+        for name in ("checkpoint-0000006", "checkpoint-0000012")
+    )
+    assert len(at_6) == len(at_12) == 6
+    # the last grid is what the LoRA of step 12 draws at seeds 0 and 1, with the grid's settings
+    cfg = trainer.config
+    expected = trainer.generator().generate(
+        [p for p in prompts for _ in range(2)], [0, 1] * 3,
+        steps=cfg.grid_steps, guidance=cfg.grid_guidance,
+    )  # fmt: skip
+    assert all(_diff(cell, image.array) <= 1 for cell, image in zip(at_12, expected))
+    assert any(_diff(a, b) > 0 for a, b in zip(at_6, at_12))  # the LoRA moved in between
+    assert not (result.lora_dir / SAMPLE_GRID_NAME).exists()  # the export holds weights only
+
+
+def test_it_sample_grid_prompts_and_switch(sd_checkpoint, sd_dataset, tmp_path):
+    config = LoraTrainingConfig(
+        rank=2, max_steps=1, grid_steps=2, grid_per_prompt=3, grid_prompts=[PROMPT]
+    )
+    result = train_lora(sd_checkpoint, tmp_path / "one-row", sd_dataset, config)
+    cells = _grid_cells(result.last_checkpoint / SAMPLE_GRID_NAME, columns=3)
+    assert len(cells) == 3 and _diff(cells[0], cells[1]) > 0  # one prompt, three seeds
+    info = json.loads((result.last_checkpoint / "lora_training.json").read_text())
+    assert info["config"]["grid_prompts"] == [PROMPT] and info["config"]["grid_steps"] == 2
+
+    off = LoraTrainingConfig(rank=2, max_steps=1, grid_steps=0)
+    result = train_lora(sd_checkpoint, tmp_path / "no-grid", sd_dataset, off)
+    assert not (result.last_checkpoint / SAMPLE_GRID_NAME).exists()
+    with pytest.raises(ValueError, match="grid_per_prompt"):
+        LoraTrainingConfig(grid_per_prompt=0).validate()
 
 
 def test_it_lora_load_matches_the_trained_model_and_differs_from_base(

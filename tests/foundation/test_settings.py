@@ -103,6 +103,8 @@ def test_it_switches_media_to_s3_when_a_bucket_is_set(tmp_path):
         ("DEBUG", "maybe", "is not a boolean"),
         ("IMAGE_DISPLAY_SIZE", "big", "is not an integer"),
         ("IMAGE_DISPLAY_SIZE", "8", "must be at least 64"),
+        ("IMAGE_API_IDEMPOTENCY_HEADER", "Idempotency Key:", "is not an HTTP header name"),
+        ("IMAGE_API_MAX_IN_FLIGHT", "0", "must be at least 1"),
     ],
 )
 def test_it_fails_loudly_on_bad_values(tmp_path, variable, value, message):
@@ -126,6 +128,9 @@ def test_it_reads_typed_values(monkeypatch):
     assert env.env_list("SOME_LIST", []) == ["a", "b", "c"]
     assert env.env_int("SOME_INT", 0, minimum=1) == 42
     assert env.env_url("UNSET_URL_FOR_TEST", {"redis"}) is None
+    monkeypatch.setenv("SOME_HEADER", " Idempotency-Key ")
+    assert env.env_header_name("SOME_HEADER", "") == "Idempotency-Key"
+    assert env.env_header_name("UNSET_HEADER_FOR_TEST", "") == ""
     monkeypatch.setenv("SOME_INT", "0")
     with pytest.raises(ImproperlyConfigured):
         env.env_int("SOME_INT", 5, minimum=1)

@@ -264,3 +264,16 @@ def test_it_refuses_a_training_setting_the_kind_does_not_take(real_pool, staff_u
     services.start_training(
         generator=generator, total_steps=5, params={"lora_rank": None, "lr": None}, user=staff_user
     )
+
+
+def test_it_gives_a_job_its_model_kinds_guidance_unless_asked(real_pool, tiny_generator, tmp_path):
+    from generation.backends import BACKENDS, backend_for
+
+    sd = GeneratorModel.objects.create(
+        name="sd", kind=GeneratorKind.STABLE_DIFFUSION, base_checkpoint=str(tmp_path)
+    )
+    pixel = services.create_generation_job(generator=tiny_generator, count=1, finding="normal")
+    text = services.create_generation_job(generator=sd, count=1, prompt="a chest x-ray")
+    asked = services.create_generation_job(generator=sd, count=1, prompt="x", guidance=4.0)
+    assert (pixel.guidance, text.guidance, asked.guidance) == (2.0, 7.5, 4.0)
+    assert all(isinstance(backend_for(kind).default_guidance, float) for kind in BACKENDS)

@@ -16,6 +16,27 @@ def test_it_shows_the_form_preselecting_a_model(staff_client, tiny_model):
     assert 'name="keep_study_balance"' in response.content.decode()
 
 
+def test_it_offers_the_models_own_guidance(staff_client, tiny_model, tmp_path):
+    from generation.models import GeneratorModel
+
+    sd = GeneratorModel.objects.create(
+        name="sd", kind="stable-diffusion", base_checkpoint=str(tmp_path), resolution=512
+    )
+    for model, guidance in ((tiny_model, 2.0), (sd, 7.5)):
+        response = staff_client.get(f"/staff/generation/generate/?model={model.pk}")
+        assert response.context["form"].initial["guidance"] == guidance
+        assert f'name="guidance" value="{guidance}"' in response.content.decode()
+    assert "guidance" not in staff_client.get("/staff/generation/generate/").context["form"].initial
+
+
+def test_it_gives_a_job_without_guidance_its_models_default(staff_client, tiny_model, gpu_queue):
+    response = staff_client.post(
+        "/staff/generation/generate/", generate_data(tiny_model, guidance="")
+    )
+    assert response.status_code == 303
+    assert GenerationJob.objects.get().guidance == 2.0
+
+
 def test_it_starts_a_job_enqueues_it_on_commit_and_redirects_to_its_page(
     staff_client, staff, tiny_model, gpu_queue, django_capture_on_commit_callbacks
 ):

@@ -147,3 +147,28 @@ def test_it_links_the_model_page_from_the_admin(staff_client, tiny_model):
     ).content.decode()
     assert f'href="{page_url(tiny_model)}"' in change
     assert f'href="/staff/generation/generate/?model={tiny_model.pk}"' in change
+
+
+def test_it_shows_a_lora_runs_sample_grids_like_a_ddpm_models(staff_client, db, tmp_path):
+    """A Stable Diffusion model's folder as the LoRA trainer writes it: a grid per checkpoint."""
+    from generation.models import GeneratorModel
+
+    generator = GeneratorModel.objects.create(
+        name="sd-lora", kind="stable-diffusion", base_checkpoint=str(tmp_path), findings=["normal"]
+    )
+    for step in (1, 2):
+        folder = generator.folder / f"checkpoint-{step:07d}"
+        folder.mkdir(parents=True)
+        for name in ("pytorch_lora_weights.safetensors", "training_state.pt", "lora_training.json"):
+            (folder / name).write_bytes(b"x")
+        (folder / "samples.png").write_bytes(PNG_SIGNATURE + f"step {step}".encode())
+
+    response = staff_client.get(page_url(generator))
+    html = response.content.decode()
+    assert [(c.step, c.has_grid) for c in response.context["checkpoints"]] == [(2, True), (1, True)]
+    assert f'src="/staff/generation/models/{generator.pk}/samples.png"' in html
+    assert "drawn with the LoRA as trained by then" in html and "at step 2" in html
+    latest = staff_client.get(f"/staff/generation/models/{generator.pk}/samples.png")
+    assert b"".join(latest.streaming_content) == PNG_SIGNATURE + b"step 2"
+    first = staff_client.get(f"/staff/generation/models/{generator.pk}/checkpoints/1/samples.png")
+    assert b"".join(first.streaming_content) == PNG_SIGNATURE + b"step 1"

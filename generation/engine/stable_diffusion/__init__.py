@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "LoraTrainingResult": "lora",
     "MAX_SEED": "layout",
     "REQUIRED_COMPONENTS": "layout",
+    "SAMPLE_GRID_NAME": "layout",
     "SCHEDULER_NAMES": "layout",
     "StableDiffusionError": "errors",
     "StableDiffusionGenerator": "generator",

@@ -15,6 +15,8 @@ TRAINING_INFO_NAME = "lora_training.json"
 LOSS_LOG_NAME = "loss_log.jsonl"
 CHECKPOINT_PREFIX = "checkpoint-"
 FINAL_LORA_DIRNAME = "lora"
+SAMPLE_GRID_NAME = "samples.png"  # in each checkpoint folder, as the ddpm engine's
+GRID_MAX_PROMPTS = 8  # rows of a sample grid whose prompts come from the training set
 
 MAX_SEED = 2**63 - 1
 REQUIRED_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")

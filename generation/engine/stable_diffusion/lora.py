@@ -28,8 +28,10 @@ from .layout import (
     CHECKPOINT_PREFIX,
     FINAL_LORA_DIRNAME,
     GENERATOR_KIND,
+    GRID_MAX_PROMPTS,
     LORA_WEIGHT_NAME,
     LOSS_LOG_NAME,
+    SAMPLE_GRID_NAME,
     TEXT_ENCODER_LORA_TARGETS,
     TRAINING_INFO_NAME,
     TRAINING_STATE_NAME,
@@ -90,6 +92,12 @@ class LoraTrainingConfig:
     gradient_checkpointing: bool = False
     mixed_precision: str = "auto"  # "auto": bf16 autocast on CUDA where supported; "no": fp32
     checkpoint_on_cancel: bool = True
+    # The sample grid written into every checkpoint (samples.png): one row per prompt, one
+    # column per seed 0..grid_per_prompt-1, the same seeds at every checkpoint so grids compare.
+    grid_steps: int = 20  # DDIM steps; 0: no grid
+    grid_per_prompt: int = 2
+    grid_guidance: float = 7.5
+    grid_prompts: list[str] = field(default_factory=list)  # default: the training set's own
 
     def validate(self) -> None:
         positive_ints = (
@@ -111,6 +119,12 @@ class LoraTrainingConfig:
             raise ValueError('mixed_precision must be "auto" or "no"')
         if self.resolution is not None and (self.resolution < 8 or self.resolution % 8):
             raise ValueError("resolution must be a multiple of 8")
+        if not isinstance(self.grid_steps, int) or self.grid_steps < 0:
+            raise ValueError(f"grid_steps must be 0 or more, not {self.grid_steps!r}")
+        if not isinstance(self.grid_per_prompt, int) or self.grid_per_prompt < 1:
+            raise ValueError(
+                f"grid_per_prompt must be a positive integer, not {self.grid_per_prompt!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict) -> LoraTrainingConfig:
@@ -180,6 +194,7 @@ class LoraTrainer:
         self.last_checkpoint: Path | None = None
         self.resumed_from: int | None = None
         self._epoch_cache: tuple[int, torch.Tensor] | None = None
+        self._grid_prompts: list[str] | None = None
 
     def _place(self, device: str | None) -> None:
         placement = pick_placement(device, None)
@@ -631,6 +646,7 @@ class LoraTrainer:
             (tmp / TRAINING_INFO_NAME).write_text(
                 json.dumps(self._info_json(), indent=2), encoding="utf-8"
             )
+            self.write_sample_grid(tmp)
 
         self.last_checkpoint = self._atomic_folder(final, write)
         self._prune_checkpoints()
@@ -753,6 +769,47 @@ class LoraTrainer:
         log.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     # -- sampling with the model being trained ------------------------------------------------
+
+    def grid_prompts(self) -> list[str]:
+        """The grid's rows: config.grid_prompts, else the training set's distinct prompts (sorted,
+        at most GRID_MAX_PROMPTS)."""
+        if self.config.grid_prompts:
+            return [str(p) for p in self.config.grid_prompts]
+        if self._grid_prompts is None:
+            distinct = sorted({str(prompt) for _, prompt in self.dataset})
+            self._grid_prompts = distinct[:GRID_MAX_PROMPTS]
+        return self._grid_prompts
+
+    def write_sample_grid(self, folder: Path) -> Path | None:
+        """`folder/samples.png`, sampled with the LoRA as trained so far: one row per grid prompt,
+        seeds 0..grid_per_prompt-1 across (the ddpm trainer's grid, with prompts for classes).
+        Few DDIM steps; the training RNG is not touched. None when config.grid_steps is 0."""
+        from generation.engine.sampling import image_grid
+
+        cfg = self.config
+        if not cfg.grid_steps:
+            return None
+        prompts, seeds = self.grid_prompts(), list(range(cfg.grid_per_prompt))
+        modes = (self.unet.training, self.text_encoder.training)
+        self.unet.eval()
+        self.text_encoder.eval()
+        try:
+            images = self.generator().generate(
+                [prompt for prompt in prompts for _ in seeds],
+                [seed for _ in prompts for seed in seeds],
+                steps=cfg.grid_steps,
+                guidance=cfg.grid_guidance,
+                width=self.resolution,
+                height=self.resolution,
+                batch_size=cfg.batch_size,
+            )
+        finally:
+            self.unet.train(modes[0])
+            self.text_encoder.train(modes[1])
+        grid = image_grid([image.array for image in images], columns=len(seeds))
+        path = Path(folder) / SAMPLE_GRID_NAME
+        Image.fromarray(grid).save(path)
+        return path
 
     def generator(self, *, precision: str | None = None) -> StableDiffusionGenerator:
         """A StableDiffusionGenerator sharing this trainer's models (LoRA as trained so far)."""

@@ -29,7 +29,13 @@ class Command(BaseCommand):
         what.add_argument("--prompt", default="", help="Text prompt (text-to-image models).")
         parser.add_argument("--negative-prompt", default="")
         parser.add_argument("--steps", type=int, default=50)
-        parser.add_argument("--guidance", type=float, default=2.0)
+        parser.add_argument(
+            "--guidance",
+            type=float,
+            default=None,
+            help="Classifier-free guidance scale (default: the model kind's: ddpm 2.0, "
+            "stable-diffusion 7.5).",
+        )
         parser.add_argument("--scheduler", choices=Scheduler.values, default=Scheduler.DDIM)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--batch-size", type=int, default=8)

@@ -77,7 +77,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--grid-steps",
             type=int,
-            help="ddpm: sampler steps for the sample grid at each checkpoint (0: none).",
+            help="Sampler steps for the sample grid at each checkpoint (0: none; default: ddpm "
+            "25, stable-diffusion 20).",
         )
         parser.add_argument("--seed", type=int)
         parser.add_argument("--base", help="stable-diffusion: a local diffusers folder.")
