@@ -320,6 +320,13 @@ def _balance_sources(sources) -> list[str]:
     return wanted
 
 
+# What _check_generation validates of a generation request.
+_CHECKED_FIELDS = (
+    "count", "finding", "prompt", "negative_prompt", "scheduler", "steps", "guidance", "seed",
+    "batch_size",
+)
+
+
 def start_generation(
     *,
     generator: GeneratorModel,
@@ -365,18 +372,7 @@ def start_generation(
         "balance_sources": balance_sources,
         "user": user,
     }
-    _check_generation(
-        generator,
-        count=count,
-        finding=finding,
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        scheduler=scheduler,
-        steps=steps,
-        guidance=guidance,
-        seed=seed,
-        batch_size=batch_size,
-    )
+    _check_generation(generator, **{name: fields[name] for name in _CHECKED_FIELDS})
     check_broker()
     with transaction.atomic():
         job = create_generation_job(**fields)
