@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from pool.importing import ImportLabels, import_many, read_manifest
 from readerstudy.models import Study, StudyStatus
@@ -153,7 +153,8 @@ def demo_admin():
 @dataclass(frozen=True)
 class Progress:
     """Where the demo stands, in one line for the terminal. `stage` is training, generating,
-    stopped (a job of this run failed or was cancelled: its page has Retry) or open."""
+    stopped (a job of this run failed or was cancelled: its page has Retry; or a refusal),
+    waiting (the database was busy) or open."""
 
     stage: str
     text: str
@@ -184,6 +185,8 @@ class DemoChain:
             return self._training(generator) or self._generation(generator, study) or open_step()
         except (BrokerUnavailable, InvalidJob, StudyRefused) as error:
             return Progress("stopped", str(error))
+        except OperationalError as error:  # e.g. SQLite busy under load: the next tick retries
+            return Progress("waiting", f"the database is busy ({error}); trying again")
 
     def _training(self, generator) -> Progress | None:
         """None once the model has a checkpoint at the demo's number of steps."""

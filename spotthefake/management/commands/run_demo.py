@@ -153,7 +153,7 @@ class Command(BaseCommand):
                 progress = chain.advance()
                 now = time.monotonic()
                 changed = shown is None or progress.key != shown.key
-                if changed and shown is not None and shown.stage == "training":
+                if changed and shown is not None and shown.stage == "training" != progress.stage:
                     self._say(f"{clock} training done")
                 if changed or (progress.text != shown.text and now - reported_at > REPORT_EVERY_S):
                     page = (
