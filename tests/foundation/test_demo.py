@@ -127,6 +127,7 @@ def test_it_serves_first_then_trains_generates_and_opens_the_study(tmp_path):
         # The address and the three accounts come first, before any job.
         assert text.index("reader2 / spot-the-fake-reader2") < text.index("training job #1")
         assert output.wait_for("training done", 1800), "".join(output.lines)
+        assert output.wait_for("generation done", 1800), "".join(output.lines)
         assert output.wait_for("is open", 1800), "".join(output.lines)
         interrupt_and_check_all_gone(demo, output)
     finally:

@@ -28,6 +28,9 @@ DEMO_RECOVERY = {"GENERATION_HEARTBEAT_STALE_S": "30", "GENERATION_SWEEP_INTERVA
 # What these log at INFO in this process would drown the demo's own lines.
 QUIET_LOGGERS = {"axes": logging.WARNING, "kombu.connection": logging.ERROR}
 TICK_S = 1.0
+# The line printed when the chain moves on from a stage: the demo's timeline.
+ENDED = {"training": "training done", "generating": "generation done"}
+ORDER = ("training", "generating", "open")
 REPORT_EVERY_S = 30.0
 # A training step can take a minute on a busy CPU; the worker stops after the current one.
 STOP_GRACE_S = 60.0
@@ -43,6 +46,11 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _moved_on(before: str, now: str) -> bool:
+    """From training to generating or open, or from generating to open (not to stopped)."""
+    return before in ENDED and now in ORDER and ORDER.index(now) > ORDER.index(before)
 
 
 class Clock:
@@ -99,7 +107,7 @@ class Command(BaseCommand):
             accounts = demo.ensure_accounts()
             environ = self._child_environ(demo.write_env_file())
             processes = self._start_processes(options["port"], environ)
-            self._welcome(url, accounts, options)
+            self._welcome(url, accounts, options, clock)
             threading.Thread(target=self._announce_web, args=(url, clock), daemon=True).start()
             imported, existing = demo.import_sample()
             self._say(f"{clock} bundled X-rays: {imported} imported, {existing} already there")
@@ -119,8 +127,8 @@ class Command(BaseCommand):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def _welcome(self, url: str, accounts, options) -> None:
-        self._say(self.style.SUCCESS(f"\nSpot the fake demo: {url}"))
+    def _welcome(self, url: str, accounts, options, clock: Clock) -> None:
+        self._say(self.style.SUCCESS(f"{clock} Spot the fake demo: {url}"))
         for account in accounts:
             role = "researcher (admin)" if account.is_staff else "reader"
             self._say(f"  {role:19} {account.username} / {account.password}")
@@ -153,8 +161,8 @@ class Command(BaseCommand):
                 progress = chain.advance()
                 now = time.monotonic()
                 changed = shown is None or progress.key != shown.key
-                if changed and shown is not None and shown.stage == "training" != progress.stage:
-                    self._say(f"{clock} training done")
+                if shown is not None and _moved_on(shown.stage, progress.stage):
+                    self._say(f"{clock} {ENDED[shown.stage]}")
                 if changed or (progress.text != shown.text and now - reported_at > REPORT_EVERY_S):
                     page = (
                         f"  {url.rstrip('/')}{progress.path}" if changed and progress.path else ""
