@@ -1,14 +1,20 @@
-"""Set-up steps of `make demo`, each idempotent so the demo can be restarted at will."""
+"""The demo of `make demo`: its settings file, its accounts and bundled X-rays, and the chain of
+ordinary jobs that `run_demo` drives while the web server and the worker run: train the demo
+model, generate its fakes into the study, open the study.
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+Each step of the chain reads where things stand from the database and does only the next thing,
+so the demo can be stopped and started again at will: nothing that exists is made twice, and a
+job retried from its page simply lets the chain carry on.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from pool.importing import ImportLabels, import_many, read_manifest
 from readerstudy.models import Study, StudyStatus
@@ -17,9 +23,12 @@ SAMPLE_MANIFEST = Path(settings.BASE_DIR) / "sample_data" / "chest-xray-pediatri
 DEMO_MODEL = "demo-cxr-64"
 DEMO_STUDY = "Spot the fake lungs"
 DEMO_FINDINGS = ("normal", "pneumonia")
-# A few minutes on 2 CPU cores: enough to show the machinery, far from convincing images.
-DEMO_TRAINING_STEPS = 150
-DEMO_IMAGES_PER_FINDING = 8
+# About 5 minutes of training on 2 idle CPU cores (README, "The demo"): enough to show the
+# machinery, far from convincing images.
+DEFAULT_STEPS = 80
+DEFAULT_RESOLUTION = 64
+DEFAULT_IMAGES_PER_FINDING = 8
+ENV_FILE_NAME = ".env.demo"
 
 DEMO_INSTRUCTIONS = """\
 Some of these chest X-rays are real; the others were made by a diffusion model trained on real
@@ -47,6 +56,69 @@ DEMO_ACCOUNTS = (
 )
 
 
+@dataclass(frozen=True)
+class DemoOptions:
+    """How much work the demo's jobs do (`make demo DEMO_STEPS=...`)."""
+
+    steps: int = DEFAULT_STEPS
+    resolution: int = DEFAULT_RESOLUTION
+    images_per_finding: int = DEFAULT_IMAGES_PER_FINDING
+
+    @property
+    def training_params(self) -> dict:
+        # The backend's public run settings (the Train form's and train_model's); the rest of
+        # the recipe is the backend's default. Below 64 px only the "tiny" preset fits.
+        return {
+            "preset": "small" if self.resolution >= 64 else "tiny",
+            "batch_size": 16,
+            "grid_steps": 20,
+        }
+
+
+# ----------------------------------------------------------------------------- settings file
+def env_file_path() -> Path:
+    """Where the demo's settings live: `.env.demo` next to manage.py (SPOTTHEFAKE_ENV_FILE for
+    a second demo or a test). Only the `./manage` wrapper reads it; the settings never do."""
+    raw = os.environ.get("SPOTTHEFAKE_ENV_FILE", "")
+    return Path(raw) if raw else Path(settings.BASE_DIR) / ENV_FILE_NAME
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                values[key.strip()] = value
+    return values
+
+
+def write_env_file(path: Path | None = None) -> dict[str, str]:
+    """Write the settings the demo runs with, so that `./manage` in a fresh shell reaches the
+    same database, broker and files; returns them. The SECRET_KEY of an earlier run is kept."""
+    path = path or env_file_path()
+    earlier = read_env_file(path)
+    values = {
+        "DEBUG": "1",
+        "SECRET_KEY": earlier.get("SECRET_KEY") or secrets.token_urlsafe(50),
+        "SPOTTHEFAKE_VAR_DIR": str(settings.VAR_DIR),
+    }
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if os.environ.get(name):
+            values[name] = os.environ[name]
+    text = (
+        "# Written by `make demo` (spotthefake/demo.py) for the ./manage wrapper: the demo's\n"
+        "# settings, DEBUG on. Never used by production; `make clean-demo` deletes it.\n"
+        + "".join(f"{key}={value}\n" for key, value in values.items())
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    return values
+
+
+# ------------------------------------------------------------------------ accounts and images
 def ensure_accounts() -> list[DemoAccount]:
     users = get_user_model()
     for account in DEMO_ACCOUNTS:
@@ -69,62 +141,171 @@ def import_sample(progress=None) -> tuple[int, int]:
     return imported, len(outcomes) - imported
 
 
-def train_demo_model(*, progress: bool = True) -> None:
-    """Train the small demo model on the bundled X-rays, unless it is trained already."""
-    from generation.models import GeneratorModel
-
-    model = GeneratorModel.objects.filter(name=DEMO_MODEL).first()
-    if model is not None and model.trained_steps >= DEMO_TRAINING_STEPS:
-        return
-    arguments = [
-        DEMO_MODEL, "--kind", "ddpm", "--modality", "CXR", "--resolution", "64",
-        "--preset", "small", "--steps", str(DEMO_TRAINING_STEPS), "--batch-size", "16",
-        "--findings", ",".join(DEMO_FINDINGS), "--checkpoint-every", "50", "--grid-steps", "20",
-    ]
-    if model is not None:
-        arguments.append("--resume")
-    if not progress:
-        arguments.append("--no-progress")
-    call_command("train_model", *arguments)
-
-
 def demo_study() -> Study | None:
     return Study.objects.filter(title=DEMO_STUDY).first()
 
 
-def start_demo_generation(admin_username: str = "admin") -> list:
-    """A draft study and one generation job per finding, each adding its images to the study
-    together with as many real images (the job's balance option). Returns the jobs."""
+def demo_admin():
+    return get_user_model().objects.get(username=DEMO_ACCOUNTS[0].username)
+
+
+# ---------------------------------------------------------------------------------- the chain
+@dataclass(frozen=True)
+class Progress:
+    """Where the demo stands, in one line for the terminal. `stage` is training, generating,
+    stopped (a job of this run failed or was cancelled: its page has Retry; or a refusal),
+    waiting (the database was busy) or open."""
+
+    stage: str
+    text: str
+    path: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What a new line on the terminal is printed for: a new stage or a new job."""
+        return self.stage, self.path
+
+
+@dataclass
+class DemoChain:
+    """Train, generate, open: each `advance()` does the next step that the database allows."""
+
+    options: DemoOptions
+    started: set[tuple[str, int]] = field(default_factory=set)
+
+    def advance(self) -> Progress:
+        from generation.services import BrokerUnavailable, InvalidJob
+        from readerstudy.services.studies import StudyRefused
+
+        study = demo_study()
+        if study is not None and study.status != StudyStatus.DRAFT:
+            return Progress("open", f"the study '{DEMO_STUDY}' is {study.status}")
+        try:
+            generator = demo_generator(self.options)
+            return self._training(generator) or self._generation(generator, study) or open_step()
+        except (BrokerUnavailable, InvalidJob, StudyRefused) as error:
+            return Progress("stopped", str(error))
+        except OperationalError as error:  # e.g. SQLite busy under load: the next tick retries
+            return Progress("waiting", f"the database is busy ({error}); trying again")
+
+    def _training(self, generator) -> Progress | None:
+        """None once the model has a checkpoint at the demo's number of steps."""
+        from generation.models import TrainingRun
+        from generation.services import start_training
+
+        if generator.trained_steps >= self.options.steps:
+            return None
+        run = TrainingRun.objects.filter(generator=generator).order_by("-pk").first()
+        if run is None or (run.is_finished and ("training", run.pk) not in self.started):
+            # Nothing ran yet, or an earlier `make demo` stopped: resume from the checkpoint.
+            run = start_training(
+                generator=generator,
+                total_steps=self.options.steps,
+                params=self.options.training_params,
+                user=demo_admin(),
+            )
+            self.started.add(("training", run.pk))
+        return _job_progress("training", run, f"step {run.step} of {run.total_steps}")
+
+    def _generation(self, generator, study: Study | None) -> Progress | None:
+        """None once every generation job of the study succeeded."""
+        from generation.models import GenerationJob, JobStatus
+        from generation.services import retry
+
+        jobs = list(GenerationJob.objects.filter(study=study).order_by("pk")) if study else []
+        if not jobs:
+            jobs = start_demo_generation(generator, self.options, study)
+            self.started.update(("generation", job.pk) for job in jobs)
+        for job in jobs:
+            if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                if ("generation", job.pk) in self.started:
+                    return _job_progress("generation", job, "")
+                retry(job)  # stopped in an earlier `make demo`: make the missing images
+                self.started.add(("generation", job.pk))
+        if all(job.status == JobStatus.SUCCEEDED for job in jobs):
+            return None
+        done, total = sum(job.done_count for job in jobs), sum(job.count for job in jobs)
+        first = next(job for job in jobs if not job.is_finished)
+        return _job_progress("generation", first, f"{done} of {total} images")
+
+
+def _job_progress(kind: str, job, done: str) -> Progress:
+    from django.urls import reverse
+
+    path = reverse("generation-job", args=[kind, job.pk])
+    if job.status in ("failed", "cancelled"):
+        reason = f": {job.error}" if job.error else ""
+        return Progress("stopped", f"{kind} job #{job.pk} {job.status}{reason}", path)
+    stage = "training" if kind == "training" else "generating"
+    return Progress(stage, f"{kind} job #{job.pk} {job.status}, {done}", path)
+
+
+def demo_generator(options: DemoOptions):
+    """The demo's model row, made as the admin's Train page makes one."""
     from generation.models import GeneratorModel
+
+    generator, _ = GeneratorModel.objects.get_or_create(
+        name=DEMO_MODEL,
+        defaults={
+            "kind": "ddpm",
+            "modality": "CXR",
+            "findings": list(DEMO_FINDINGS),
+            "resolution": options.resolution,
+            "created_by": demo_admin(),
+        },
+    )
+    return generator
+
+
+def start_demo_generation(generator, options: DemoOptions, study: Study | None) -> list:
+    """A draft study (unless given) and one generation job per finding, each adding its images
+    to the study with as many real ones (the job's balance option), all or nothing."""
     from generation.services import start_generation
 
-    generator = GeneratorModel.objects.get(name=DEMO_MODEL)
-    admin = get_user_model().objects.get(username=admin_username)
+    admin = demo_admin()
     with transaction.atomic():
-        study = Study.objects.create(
-            title=DEMO_STUDY, instructions=DEMO_INSTRUCTIONS, confidence_scale=5,
-            repeat_fraction=0.1, repeat_min_gap=3, created_by=admin,
-        )
-    return [
-        start_generation(
-            generator=generator, count=DEMO_IMAGES_PER_FINDING, finding=finding, steps=25,
-            guidance=2.0, scheduler="ddim", seed=1000 * index, batch_size=8, study=study,
-            keep_study_balance=True, user=admin,
-        )
-        for index, finding in enumerate(DEMO_FINDINGS)
-    ]
+        if study is None:
+            study = Study.objects.create(
+                title=DEMO_STUDY,
+                instructions=DEMO_INSTRUCTIONS,
+                confidence_scale=5,
+                repeat_fraction=0.1,
+                repeat_min_gap=3,
+                created_by=admin,
+            )
+        return [
+            start_generation(
+                generator=generator,
+                count=options.images_per_finding,
+                finding=finding,
+                steps=25,
+                guidance=2.0,
+                scheduler="ddim",
+                seed=1000 * index,
+                batch_size=8,
+                study=study,
+                keep_study_balance=True,
+                user=admin,
+            )
+            for index, finding in enumerate(DEMO_FINDINGS)
+        ]
 
 
-def wait_for_jobs(jobs: list, on_progress: Callable[[int, int], None], timeout_s: float) -> list:
-    """Poll the jobs (run by the worker) until they end; returns them as they ended."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for job in jobs:
-            job.refresh_from_db()
-        on_progress(sum(job.done_count for job in jobs), sum(job.count for job in jobs))
-        if all(job.is_finished for job in jobs) or time.monotonic() > deadline:
-            return jobs
-        time.sleep(1)
+def open_step() -> Progress:
+    study = open_demo_study()
+    audit = study.blinding_audits.order_by("-computed_at").first()
+    note = ""
+    if audit is not None and audit.blocking:
+        cues = ", ".join(f"{row['name']} {row['auc']:.2f}" for row in audit.blocking)
+        note = (
+            f"; the blinding audit's cues ({cues}) are acknowledged as admin, as a CPU demo needs"
+        )
+    practice = study.cases.filter(is_practice=True).count()
+    return Progress(
+        "open",
+        f"the study '{DEMO_STUDY}' is open: {study.cases.count()} cases ({practice} practice), "
+        f"{study.assignments.count()} readers{note}",
+    )
 
 
 def open_demo_study() -> Study:
@@ -136,7 +317,10 @@ def open_demo_study() -> Study:
         return study
     for truth in ("real", "synthetic"):
         case = study.cases.filter(image__truth=truth, is_practice=False).order_by("id").first()
-        if case is not None and not study.cases.filter(is_practice=True, image__truth=truth).exists():
+        if (
+            case is not None
+            and not study.cases.filter(is_practice=True, image__truth=truth).exists()
+        ):
             case.is_practice = True
             case.save(update_fields=["is_practice"])
     users = get_user_model()
@@ -144,8 +328,9 @@ def open_demo_study() -> Study:
         if not account.is_staff:
             assign_reader(study, users.objects.get(username=account.username))
     match_generator_resolution(study)
-    acknowledge_known_leaks(study, users.objects.get(username="admin"))
+    acknowledge_known_leaks(study, demo_admin())
     open_study(study)
+    study.refresh_from_db()
     return study
 
 
@@ -171,7 +356,8 @@ def acknowledge_known_leaks(study: Study, admin) -> list[str]:
     cues = [f"{row['name']} (AUC {row['auc']:.2f})" for row in audit.blocking]
     if cues and audit.acknowledged_at is None:
         acknowledge_audit(
-            audit, admin,
+            audit,
+            admin,
             "Demo only: a small model trained for minutes on a CPU; its images are known to "
             "differ from real ones. Not a study to publish.",
         )
