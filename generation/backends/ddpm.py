@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 TRAINING_PARAMS = frozenset({
     "batch_size", "grad_accum", "lr", "warmup_steps", "weight_decay", "ema_decay",
     "label_dropout", "checkpoint_every", "keep_checkpoints", "log_every", "grid_steps",
-    "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm",
+    "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm", "precision",
+    "data_workers",
 })  # fmt: skip
 MODEL_PARAMS = frozenset({"preset", "dropout"})
 # the engine's presets (generation.engine.ddpm.PRESETS), named here without importing torch
@@ -35,11 +36,19 @@ PRESETS = [
 ]
 
 
-def training_config_from(params: dict, total_steps: int):
-    """The engine's TrainingConfig from a run's params, with defaults scaled to the run."""
+def training_config_from(params: dict, total_steps: int, stored: dict | None = None):
+    """The engine's TrainingConfig from a run's params, with defaults scaled to the run.
+
+    `stored`: the schedule a resumed run was started with (`training.stored_schedule`); what the
+    params leave unset comes from it rather than from the new total, so a longer or shorter
+    resumed run keeps its warm-up and intervals (the engine refuses explicitly changed ones).
+    """
     from generation.engine.training import TrainingConfig
 
     values = {k: v for k, v in params.items() if k in TRAINING_PARAMS and v is not None}
+    for name, value in (stored or {}).items():
+        if name in TRAINING_PARAMS:
+            values.setdefault(name, value)
     values.setdefault("checkpoint_every", max(1, min(1000, max(50, total_steps // 10))))
     values.setdefault("log_every", max(1, min(10, total_steps)))
     values.setdefault("warmup_steps", min(500, total_steps // 10))
@@ -246,7 +255,8 @@ class DDPMBackend(Backend):
 
         generator, params = session.generator, session.params
         config = self._configure(generator, params)
-        tc = training_config_from(params, session.run.total_steps)
+        stored = training.stored_schedule(generator.folder)
+        tc = training_config_from(params, session.run.total_steps, stored)
         self._store_config(generator, config)
         dataset = self._dataset(session, config)
         result = training.train(
