@@ -103,6 +103,15 @@ class TrainForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "any"}),
         help_text="Typical: 2e-4 for pixel diffusion, 1e-4 for Stable Diffusion LoRA.",
     )
+    gpus = forms.IntegerField(
+        min_value=1,
+        max_value=16,
+        initial=1,
+        required=False,
+        label="GPUs",
+        help_text="Pixel diffusion only: GPUs of one worker host to train on together "
+        "(one process each; the batch is split between them).",
+    )
     preset = forms.ChoiceField(
         choices=DDPM_PRESETS,
         initial="small",

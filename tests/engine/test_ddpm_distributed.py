@@ -125,8 +125,11 @@ def test_it_splits_every_global_batch_between_the_ranks():
     with pytest.raises(DataError, match="multiple of the number of processes"):
         StepBatches(6, seed=0, batch_size=3, grad_accum=1, first=1, last=2, world_size=2)
     halves = [
-        list(StepBatches(6, seed=0, batch_size=4, grad_accum=1, first=1, last=3,
-                         rank=r, world_size=2))  # fmt: skip
+        list(
+            StepBatches(
+                6, seed=0, batch_size=4, grad_accum=1, first=1, last=3, rank=r, world_size=2
+            )
+        )  # fmt: skip
         for r in (0, 1)
     ]
     whole = list(StepBatches(6, seed=0, batch_size=4, grad_accum=1, first=1, last=3))

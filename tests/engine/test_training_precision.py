@@ -55,7 +55,9 @@ def test_it_refuses_bf16_on_a_card_without_it_and_unknown_names():
 
 
 def test_it_trains_in_fp32_on_cpu_and_records_it(tmp_path):
-    result = train(make_dataset(4), make_config(), tmp_path / "m", quick(steps=2, checkpoint_every=2))
+    result = train(
+        make_dataset(4), make_config(), tmp_path / "m", quick(steps=2, checkpoint_every=2)
+    )
     run = json.loads((result.last_checkpoint / ckpt.MARKER).read_text())["training"]["run"]
     assert run == {
         "precision": "fp32",

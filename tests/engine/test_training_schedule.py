@@ -60,7 +60,9 @@ def test_it_a_resume_with_another_total_keeps_the_learning_rate_of_step_k(tmp_pa
 def test_it_refuses_a_resume_with_an_explicitly_changed_schedule(tmp_path):
     data, config = make_dataset(4), make_config()
     train(data, config, tmp_path / "m", quick(steps=2, checkpoint_every=2, warmup_steps=2))
-    with pytest.raises(TrainingError, match=r"started with warmup_steps 2 \(asked: 5\).*new folder"):
+    with pytest.raises(
+        TrainingError, match=r"started with warmup_steps 2 \(asked: 5\).*new folder"
+    ):
         train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=2, warmup_steps=5))
     with pytest.raises(TrainingError, match=r"checkpoint_every 2 \(asked: 3\)"):
         train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=3, warmup_steps=2))
