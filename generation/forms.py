@@ -271,6 +271,14 @@ class GenerateForm(forms.Form):
         min_value=0, max_value=2**62, initial=0, help_text="Image k gets seed + k."
     )
     batch_size = forms.IntegerField(min_value=1, max_value=256, initial=8)
+    shards = forms.IntegerField(
+        min_value=1,
+        max_value=64,
+        initial=1,
+        required=False,
+        help_text="Split the images into this many tasks on the GPU queue: with N GPU workers, "
+        "N shards make the job about N times faster.",
+    )
     study = forms.ModelChoiceField(
         queryset=Study.objects.none(),
         required=False,
@@ -321,4 +329,4 @@ class GenerateForm(forms.Form):
                 "study",
                 "keep_study_balance",
             )
-        }
+        } | {"shards": min(data.get("shards") or 1, data["count"])}
