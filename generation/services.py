@@ -312,11 +312,8 @@ def start_generation(
     user,
     shards: int = 1,
 ) -> GenerationJob:
-    """Create a queued generation job of `count` images and enqueue it after commit.
-
-    With `shards` > 1 the images are split into that many seed ranges, each its own task on
-    the GPU queue (so N GPU workers make the job about N times faster); the job succeeds when
-    the last shard does.
+    """Create a queued generation job of `count` images and enqueue it after commit (as
+    `shards` seed-range tasks when > 1: N GPU workers then make it about N times faster).
 
     Image k of the job gets seed `seed + k` and the unique slot (job, k). With a `study`, the
     images are added to it as cases when the job succeeds (with `keep_study_balance`, as many
@@ -324,8 +321,6 @@ def start_generation(
     been drawn yet. Raises InvalidJob (nothing created) for a request that cannot run, and
     BrokerUnavailable (nothing created) when the task queue is unreachable.
     """
-    from generation import tasks
-
     fields = {
         "generator": generator,
         "count": count,
@@ -358,12 +353,18 @@ def start_generation(
     check_broker()
     with transaction.atomic():
         job = create_generation_job(**fields)
-        if shards == 1:
-            _enqueue(tasks.generate_images, job, {"job_pk": job.pk})
-        else:
-            for shard in create_shards(job, shards):
-                _enqueue(tasks.generate_shard, shard, {"shard_pk": shard.pk})
+        _enqueue_generation(job, shards)
     return job
+
+
+def _enqueue_generation(job: GenerationJob, shards: int) -> None:
+    from generation import tasks
+
+    if shards == 1:
+        _enqueue(tasks.generate_images, job, {"job_pk": job.pk})
+        return
+    for shard in create_shards(job, shards):
+        _enqueue(tasks.generate_shard, shard, {"shard_pk": shard.pk})
 
 
 def create_shards(job: GenerationJob, shards: int) -> list[GenerationShard]:
