@@ -2,7 +2,9 @@
 
 Epsilon-prediction MSE under a DDPMScheduler noise schedule, AdamW with linear warm-up, EMA
 weights, label dropout to the null class (for classifier-free guidance), gradient accumulation,
-bf16 autocast on CUDA only, and no horizontal flips (anatomy is not left-right symmetric).
+bf16 / fp16 with a gradient scaler / fp32 by device (`precision.py`), a training set streamed
+from disk (`data.py`), any number of torch.distributed processes (`distributed.py`), and no
+horizontal flips (anatomy is not left-right symmetric).
 
 Every random draw of step k (batch order, timesteps, noise, label dropout, augmentation) comes
 from generators derived from (seed, k), and optimizer, LR scheduler, EMA and global RNG state are
