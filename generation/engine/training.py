@@ -379,16 +379,17 @@ def train(
 
 
 def schedule_of(training: TrainingConfig) -> dict[str, Any]:
-    """What a resumed run must keep: the learning-rate schedule's parameters, the checkpoint
-    and log intervals and what fixes the data order. Stored in every checkpoint."""
-    return {name: getattr(training, name) for name in SCHEDULE_FIELDS}
+    """The run's schedule, stored in every checkpoint: the learning-rate schedule's parameters,
+    what fixes the data order, and the checkpoint and log intervals."""
+    return {name: getattr(training, name) for name in SCHEDULE_FIELDS + INTERVAL_FIELDS}
 
 
-# the LR schedule's parameters first (extend with any new schedule parameter), then the
-# intervals, then the data order's
-SCHEDULE_FIELDS = (
-    "warmup_steps", "checkpoint_every", "log_every", "batch_size", "grad_accum", "seed",
-)  # fmt: skip
+# What a resumed run must keep (changed ones are refused): the LR schedule's parameters (extend
+# with any new schedule parameter), then the data order's.
+SCHEDULE_FIELDS = ("warmup_steps", "batch_size", "grad_accum", "seed")
+# Stored too, and what a resumed run leaves unset comes back from them (the backend's
+# `training_config_from`); set explicitly, they may change: they move no number of the run.
+INTERVAL_FIELDS = ("checkpoint_every", "log_every")
 
 
 def stored_schedule(model_dir: str | os.PathLike) -> dict[str, Any]:
