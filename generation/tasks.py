@@ -383,12 +383,17 @@ def _announce_success(job_pk: int) -> None:
 
 
 def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
-    """Hand the job's images to the reader study (its service decides what may be added)."""
+    runner.log(_hand_to_study(job), flush=False)
+
+
+def _hand_to_study(job: GenerationJob) -> str:
+    """Hand the job's images to the reader study (its service decides what may be added);
+    returns the log line saying what happened."""
     image_ids = list(
         GeneratedImage.objects.filter(job=job).order_by("index").values_list("image_id", flat=True)
     )
     balance = Balance(job.generator.modality, job.finding) if job.keep_study_balance else None
-    runner.log(_study_note(job, add_images(job.study_id, image_ids, balance=balance)), flush=False)
+    return _study_note(job, add_images(job.study_id, image_ids, balance=balance))
 
 
 def _study_note(job: GenerationJob, outcome: ImagesAdded) -> str:
@@ -532,9 +537,7 @@ def _sharded_success(job: GenerationJob) -> str:
     lines = [line for line in (job.log_tail or "").splitlines() if line]
     lines.append(f"done: {job.count} images in the pool, made by {job.shard_count} shards")
     if job.study_id is not None:
-        image_ids = list(job.outputs.order_by("index").values_list("image_id", flat=True))
-        balance = Balance(job.generator.modality, job.finding) if job.keep_study_balance else None
-        lines.append(_study_note(job, add_images(job.study_id, image_ids, balance=balance)))
+        lines.append(_hand_to_study(job))
     return "\n".join(lines)
 
 

@@ -122,3 +122,28 @@ def test_it_recovers_lost_shards_not_the_sharded_job(real_pool, tiny_generator):
 def test_it_refuses_more_shards_than_images(real_pool, tiny_generator):
     with pytest.raises(services.InvalidJob, match="shards must be between 1 and"):
         sharded_job(tiny_generator, count=2, shards=3)
+
+
+def test_it_adds_a_sharded_jobs_images_to_its_study_once_when_the_last_shard_ends(
+    real_pool, tiny_generator
+):
+    from readerstudy.models import StudyCase
+    from tests.factories import StudyFactory
+
+    study = StudyFactory()
+    job = services.start_generation(
+        generator=tiny_generator, count=2, finding="pneumonia", steps=2, scheduler="ddim",
+        batch_size=1, study=study, keep_study_balance=True, user=None, shards=2,
+    )  # fmt: skip
+    first, second = job.shards.order_by("number")
+    tasks.generate_shard(shard_pk=first.pk)
+    assert not StudyCase.objects.filter(study=study).exists()  # not before the job succeeds
+
+    tasks.generate_shard(shard_pk=second.pk)
+    tasks.generate_shard(shard_pk=second.pk)  # again: the study does not grow
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    truths = sorted(StudyCase.objects.filter(study=study).values_list("image__truth", flat=True))
+    assert truths == ["real", "real", "synthetic", "synthetic"]
+    assert "to keep the balance" in job.log_tail
