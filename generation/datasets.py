@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
@@ -125,4 +126,29 @@ def load_training_set(
         items.append((array, text))
         if progress is not None:
             progress(number, len(images))
+    return items
+
+
+def export_training_set(
+    generator: GeneratorModel,
+    folder: Path,
+    *,
+    resolution: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[str, str]]:
+    """[(PNG path, finding)] of `generator`'s training images, written into `folder` one at a
+    time: what a streaming trainer reads per batch (and what separate training processes,
+    without Django, can open). Memory holds one image at a time whatever the pool's size."""
+    check_training_set(generator)
+    findings = resolve_findings(generator)
+    canonical = {f.lower(): f for f in findings}
+    images = training_images(generator.modality, findings)
+    total = images.count()
+    items = []
+    for number, image in enumerate(images.iterator(), start=1):
+        path = folder / f"{image.public_id}.png"
+        PILImage.fromarray(_decode(image, resolution)).save(path)
+        items.append((str(path), canonical.get(image.finding.lower(), image.finding)))
+        if progress is not None:
+            progress(number, total)
     return items

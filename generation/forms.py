@@ -114,6 +114,15 @@ class TrainForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "any"}),
         help_text="Typical: 2e-4 for pixel diffusion, 1e-4 for Stable Diffusion LoRA.",
     )
+    gpus = forms.IntegerField(
+        min_value=1,
+        max_value=16,
+        initial=1,
+        required=False,
+        label="GPUs",
+        help_text="Pixel diffusion only: GPUs of one worker host to train on together "
+        "(one process each; the batch is split between them).",
+    )
     preset = forms.ChoiceField(
         choices=DDPM_PRESETS,
         initial="small",
@@ -274,6 +283,14 @@ class GenerateForm(forms.Form):
         min_value=0, max_value=2**62, initial=0, help_text="Image k gets seed + k."
     )
     batch_size = forms.IntegerField(min_value=1, max_value=256, initial=8)
+    shards = forms.IntegerField(
+        min_value=1,
+        max_value=64,
+        initial=1,
+        required=False,
+        help_text="Split the images into this many tasks on the GPU queue: with N GPU workers, "
+        "N shards make the job about N times faster.",
+    )
     study = forms.ModelChoiceField(
         queryset=Study.objects.none(),
         required=False,
@@ -346,4 +363,4 @@ class GenerateForm(forms.Form):
                 "keep_study_balance",
                 "balance_sources",
             )
-        }
+        } | {"shards": min(data.get("shards") or 1, data["count"])}

@@ -160,6 +160,10 @@ class GenerationJob(JobBase):
         "(datasets); empty: from any source.",
     )
     done_count = models.PositiveIntegerField(default=0)
+    shard_count = models.PositiveIntegerField(
+        default=1,
+        help_text="Shard tasks the images are split into (seed ranges), each on any GPU worker.",
+    )
 
     class Meta(JobBase.Meta):
         pass
@@ -167,8 +171,31 @@ class GenerationJob(JobBase):
     def __str__(self) -> str:
         return f"generation {self.generator} #{self.pk}"
 
+    @property
+    def is_sharded(self) -> bool:
+        return self.shard_count > 1
+
     def seed_for(self, index: int) -> int:
         return self.seed + index
+
+
+class GenerationShard(JobBase):
+    """Images start..stop-1 of a sharded generation job: claimed, beaten and recovered like a
+    job of its own; the job succeeds when its last shard does (`tasks.settle_sharded_job`)."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+
+    class Meta(JobBase.Meta):
+        ordering = ["job_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="generation_shard_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"shard {self.number} (images {self.start}-{self.stop - 1}) of job #{self.job_id}"
 
 
 class GeneratedImage(models.Model):

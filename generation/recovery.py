@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from generation.models import GenerationJob, JobStatus, TrainingRun
+from generation.models import GenerationJob, GenerationShard, JobStatus, TrainingRun
 from spotthefake.celery import GPU_QUEUE, app, project_task
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 KINDS = (
     (GenerationJob, "generation.tasks.generate_images", "job_pk"),
     (TrainingRun, "generation.tasks.train_generator", "run_pk"),
+    (GenerationShard, "generation.tasks.generate_shard", "shard_pk"),
 )
 
 MessageKey = tuple[str, int]
@@ -120,6 +121,8 @@ def _candidates(model, now) -> list[int]:
         Q(status=JobStatus.RUNNING) & silent
         | Q(status=JobStatus.QUEUED, created_at__lt=stale) & silent
     )
+    if model is GenerationJob:  # a sharded job is run, and recovered, by its shards
+        rows = rows.filter(shard_count__lte=1)
     return list(rows.values_list("pk", flat=True))
 
 
@@ -129,6 +132,7 @@ def _task(name: str):
     return {
         "generation.tasks.generate_images": tasks.generate_images,
         "generation.tasks.train_generator": tasks.train_generator,
+        "generation.tasks.generate_shard": tasks.generate_shard,
     }[name]
 
 

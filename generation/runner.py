@@ -32,7 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation import shutdown
-from generation.models import GenerationJob, JobStatus, TrainingRun
+from generation.models import GenerationJob, GenerationShard, JobStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ def _stale_before(now):
 def _done_so_far(job) -> int:
     if isinstance(job, TrainingRun):
         return job.step
+    if isinstance(job, GenerationShard):
+        return job.job.outputs.filter(index__gte=job.start, index__lt=job.stop).count()
     return job.outputs.count()
 
 

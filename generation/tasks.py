@@ -23,7 +23,15 @@ from generation import storage as model_storage
 from generation.backends import BACKENDS, JobError, Stopped, backend_for
 from generation.backends.base import GenerationSession, TrainingOutcome, TrainingSession
 from generation.datasets import DatasetError
-from generation.models import GeneratedImage, GenerationJob, GeneratorModel, JobStatus, TrainingRun
+from generation.models import (
+    FINISHED,
+    GeneratedImage,
+    GenerationJob,
+    GenerationShard,
+    GeneratorModel,
+    JobStatus,
+    TrainingRun,
+)
 from generation.pool import DuplicateImageError, store_generated_image
 from generation.runner import JobLost, JobRunner, claim, default_worker_name
 from generation.signals import generation_succeeded
@@ -375,7 +383,12 @@ def _announce_success(job_pk: int) -> None:
 
 
 def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
-    """Hand the job's images to the reader study (its service decides what may be added)."""
+    runner.log(_hand_to_study(job), flush=False)
+
+
+def _hand_to_study(job: GenerationJob) -> str:
+    """Hand the job's images to the reader study (its service decides what may be added);
+    returns the log line saying what happened."""
     image_ids = list(
         GeneratedImage.objects.filter(job=job).order_by("index").values_list("image_id", flat=True)
     )
@@ -384,7 +397,7 @@ def _add_to_study(job: GenerationJob, runner: JobRunner) -> None:
         if job.keep_study_balance
         else None
     )
-    runner.log(_study_note(job, add_images(job.study_id, image_ids, balance=balance)), flush=False)
+    return _study_note(job, add_images(job.study_id, image_ids, balance=balance))
 
 
 def _study_note(job: GenerationJob, outcome: ImagesAdded) -> str:
@@ -407,6 +420,131 @@ def _study_note(job: GenerationJob, outcome: ImagesAdded) -> str:
                 f"in the pool, so the study is not balanced)"
             )
     return note
+
+
+# ======================================================================= sharded generation
+def run_shard(
+    shard_pk: int,
+    *,
+    token: str | None = None,
+    worker: str | None = None,
+    heartbeat: bool = True,
+    soft_time_limit_s: float | None = None,
+) -> GenerationShard | None:
+    """Make the missing images start..stop-1 of one shard of a sharded generation job, then
+    settle the job (it succeeds with its last shard). Claimed, beaten, cancelled and recovered
+    like a job of its own; safe to run twice (only missing slots are made)."""
+    token = token or f"local-{uuid.uuid4().hex}"
+    shard = claim(GenerationShard, shard_pk, token, worker=worker or default_worker_name())
+    if shard is None:
+        return None
+    with JobRunner(
+        shard, token, heartbeat=heartbeat, soft_time_limit_s=soft_time_limit_s
+    ) as runner:
+        try:
+            _generate_shard(shard, runner)
+        except JobLost:
+            logger.info("generation shard #%s was taken over or ended elsewhere", shard_pk)
+        except Exception as error:  # noqa: BLE001 - every failure must end up on the row
+            _fail(runner, error, kept="The images made so far are kept; Retry makes the rest.")
+    settle_sharded_job(shard.job_id)
+    shard.refresh_from_db()
+    return shard
+
+
+def _generate_shard(shard: GenerationShard, runner: JobRunner) -> None:
+    job = shard.job
+    made = set(job.outputs.filter(index__gte=shard.start, index__lt=shard.stop).values_list(
+        "index", flat=True))  # fmt: skip
+    missing = [k for k in range(shard.start, shard.stop) if k not in made]
+    size = shard.stop - shard.start
+    backend = backend_for(job.generator.kind)
+    device = _device_setting()
+    runner.write(device=backend.describe_device(device)[:100])
+    GenerationJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), attempt_started_at=timezone.now()
+    )
+    runner.log(
+        f"shard {shard.number}: making {len(missing)} of images {shard.start}-{shard.stop - 1}"
+    )
+
+    def store(position: int, image) -> None:
+        store_generated_image(job, missing[position], image.array, image.provenance)
+        done = job.outputs.filter(index__gte=shard.start, index__lt=shard.stop).count()
+        runner.progress(done, size)
+        GenerationJob.objects.filter(pk=job.pk).update(
+            done_count=job.outputs.count(), heartbeat_at=timezone.now()
+        )
+
+    if missing:
+        _run_backend(job, backend, device, [job.seed_for(k) for k in missing], store, runner)
+    done = job.outputs.filter(index__gte=shard.start, index__lt=shard.stop).count()
+    if runner.stop_reason == "lost":
+        raise JobLost()
+    if done >= size:
+        runner.finish(JobStatus.SUCCEEDED)
+    elif runner.stop_reason == "time":
+        runner.finish(JobStatus.FAILED, error=runner.time_limit_message("Retry makes the rest."))
+    elif runner.stop_reason is not None:
+        runner.finish(JobStatus.CANCELLED)
+    else:
+        raise JobError(f"the generator returned {done} of {size} images without an error")
+
+
+def _run_backend(job, backend, device, seeds: list[int], store, runner: JobRunner) -> None:
+    session = GenerationSession(
+        job=job,
+        generator=job.generator,
+        seeds=seeds,
+        device=device,
+        store=store,
+        cancel=runner.should_stop,
+        prompt=_prompt_for(job) if backend.takes_prompt else "",
+    )
+    if settings.GENERATION_SHARE_MODELS and backend.runs_locally:
+        model_storage.fetch(job.generator)
+    try:
+        backend.generate(session)
+    except Stopped:
+        pass
+
+
+def settle_sharded_job(job_pk: int) -> None:
+    """Finish a sharded job once all its shards have: succeeded with every image, failed (a
+    shard's reason) or cancelled. The job row is locked (select_for_update), so of shards that
+    end at once exactly one finishes the job and announces it."""
+    with transaction.atomic():
+        job = GenerationJob.objects.select_for_update().filter(pk=job_pk).first()
+        if job is None or job.status in FINISHED:
+            return
+        shards = list(job.shards.order_by("number"))
+        done = job.outputs.count()
+        if any(s.status not in FINISHED for s in shards):
+            GenerationJob.objects.filter(pk=job_pk).update(done_count=done)
+            return
+        failed = [s for s in shards if s.status == JobStatus.FAILED]
+        fields = {"done_count": done, "finished_at": timezone.now(), "heartbeat_at": timezone.now()}
+        if done >= job.count:
+            log = _sharded_success(job)
+            GenerationJob.objects.filter(pk=job_pk).update(
+                status=JobStatus.SUCCEEDED, log_tail=log[-8000:], **fields
+            )
+            transaction.on_commit(partial(_announce_success, job.pk))
+        elif failed:
+            error = "; ".join(f"shard {s.number}: {s.error}" for s in failed)
+            GenerationJob.objects.filter(pk=job_pk).update(
+                status=JobStatus.FAILED, error=error[:10000], **fields
+            )
+        else:
+            GenerationJob.objects.filter(pk=job_pk).update(status=JobStatus.CANCELLED, **fields)
+
+
+def _sharded_success(job: GenerationJob) -> str:
+    lines = [line for line in (job.log_tail or "").splitlines() if line]
+    lines.append(f"done: {job.count} images in the pool, made by {job.shard_count} shards")
+    if job.study_id is not None:
+        lines.append(_hand_to_study(job))
+    return "\n".join(lines)
 
 
 # ================================================================================ tasks
@@ -451,6 +589,23 @@ def generate_images(self, *, job_pk: int) -> None:
     """
     run_generation(
         job_pk,
+        token=self.request.id or f"celery-{uuid.uuid4().hex}",
+        worker=_celery_worker_name(self),
+        soft_time_limit_s=settings.GPU_TASK_SOFT_TIME_LIMIT,
+    )
+
+
+@project_task(queue=GPU_QUEUE, bind=True, **_GPU_LIMITS)
+def generate_shard(self, *, shard_pk: int) -> None:
+    """Make the images of one shard of a sharded generation job on a GPU worker.
+
+    Pre: a GenerationShard with this pk (queued by `services.start_generation` with shards > 1,
+    or `services.retry`). Post: the shard is succeeded, cancelled or failed with its images kept;
+    the job is finished when its last shard is. Safe to run twice: only missing slots are made,
+    and a finished shard is left alone.
+    """
+    run_shard(
+        shard_pk,
         token=self.request.id or f"celery-{uuid.uuid4().hex}",
         worker=_celery_worker_name(self),
         soft_time_limit_s=settings.GPU_TASK_SOFT_TIME_LIMIT,

@@ -111,7 +111,9 @@ class Backend(ABC):
     # train_model's options only this kind takes: option -> run param (None: not a run param)
     command_options: ClassVar[dict[str, str | None]] = {}
 
-    COMMON_PARAMS: ClassVar[frozenset[str]] = frozenset({"findings", "device"})
+    COMMON_PARAMS: ClassVar[frozenset[str]] = frozenset({"findings", "device", "gpus"})
+    # whether a training run may ask for several GPUs of its worker (param "gpus")
+    multi_gpu: ClassVar[bool] = False
 
     # --- parameters ---------------------------------------------------------------------
 
@@ -123,6 +125,20 @@ class Backend(ABC):
             raise JobError(
                 f"unknown training setting(s) for a {self.kind} model: {', '.join(unknown)}"
             )
+        self.check_gpus(params.get("gpus"))
+
+    def check_gpus(self, gpus: Any) -> int:
+        """The number of training processes a run asks for (1 when unset); JobError if bad."""
+        if gpus in (None, ""):
+            return 1
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+            raise JobError(f"gpus must be a whole number of at least 1, not {gpus!r}")
+        if gpus > 1 and not self.multi_gpu:
+            raise JobError(
+                f"a {self.kind} model trains on one GPU; several GPUs per run are for "
+                f"pixel diffusion (ddpm) models"
+            )
+        return gpus
 
     def check_sampling_request(
         self, generator: GeneratorModel, *, finding: str, prompt: str, negative_prompt: str
@@ -160,7 +176,10 @@ class Backend(ABC):
 
     def train_form_params(self, data: dict[str, Any]) -> dict[str, Any]:
         """The run's settings from a valid TrainForm, named as the backend's `train` reads them."""
-        return {"batch_size": data["batch_size"], "lr": data["learning_rate"]}
+        params = {"batch_size": data["batch_size"], "lr": data["learning_rate"]}
+        if (data.get("gpus") or 1) > 1:
+            params["gpus"] = data["gpus"]
+        return params
 
     def usable_for_generation(self, generator: GeneratorModel) -> bool:
         """Whether the Generate form offers the model: it can make images now."""

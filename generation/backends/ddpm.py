@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
 TRAINING_PARAMS = frozenset({
     "batch_size", "grad_accum", "lr", "warmup_steps", "weight_decay", "ema_decay",
     "label_dropout", "checkpoint_every", "keep_checkpoints", "log_every", "grid_steps",
-    "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm",
+    "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm", "precision",
+    "data_workers",
 })  # fmt: skip
 MODEL_PARAMS = frozenset({"preset", "dropout"})
 # the engine's presets (generation.engine.ddpm.PRESETS), named here without importing torch
@@ -35,11 +38,19 @@ PRESETS = [
 ]
 
 
-def training_config_from(params: dict, total_steps: int):
-    """The engine's TrainingConfig from a run's params, with defaults scaled to the run."""
+def training_config_from(params: dict, total_steps: int, stored: dict | None = None):
+    """The engine's TrainingConfig from a run's params, with defaults scaled to the run.
+
+    `stored`: the schedule a resumed run was started with (`training.stored_schedule`); what the
+    params leave unset comes from it rather than from the new total, so a longer or shorter
+    resumed run keeps its warm-up and intervals (the engine refuses explicitly changed ones).
+    """
     from generation.engine.training import TrainingConfig
 
     values = {k: v for k, v in params.items() if k in TRAINING_PARAMS and v is not None}
+    for name, value in (stored or {}).items():
+        if name in TRAINING_PARAMS:
+            values.setdefault(name, value)
     values.setdefault("checkpoint_every", max(1, min(1000, max(50, total_steps // 10))))
     values.setdefault("log_every", max(1, min(10, total_steps)))
     values.setdefault("warmup_steps", min(500, total_steps // 10))
@@ -92,11 +103,12 @@ class DDPMBackend(Backend):
     # 10 % label dropout; much stronger guidance saturates its images
     default_guidance = 2.0
     takes_prompt = False
+    multi_gpu = True
     made_by_training = True
     training_params = TRAINING_PARAMS | MODEL_PARAMS
     model_level_files = ("generator.json", "loss.jsonl")
     loss_log_name = "loss.jsonl"
-    train_form_fields = ("preset",)
+    train_form_fields = ("preset", "gpus")
     command_options: ClassVar[dict[str, str | None]] = {
         "preset": "preset",
         "grid_steps": "grid_steps",
@@ -255,21 +267,69 @@ class DDPMBackend(Backend):
 
         generator, params = session.generator, session.params
         config = self._configure(generator, params)
-        tc = training_config_from(params, session.run.total_steps)
+        stored = training.stored_schedule(generator.folder)
+        tc = training_config_from(params, session.run.total_steps, stored)
         self._store_config(generator, config)
-        dataset = self._dataset(session, config)
-        result = training.train(
-            dataset,
-            config,
-            generator.folder,
-            tc,
-            device=session.device,
-            on_step=session.step_callback(tc.checkpoint_every),
-            cancel=session.cancel,
-            resume=True,
-            save_on_cancel=True,
-        )
+        gpus = self.check_gpus(params.get("gpus"))
+        self._log_precision(session, tc, gpus)
+        # the training set goes to disk one image at a time and is decoded per batch
+        with tempfile.TemporaryDirectory(prefix="spotthefake-training-") as folder:
+            dataset = self._dataset(session, config, Path(folder))
+            if gpus > 1:
+                return self._train_processes(session, config, tc, dataset, gpus)
+            result = training.train(
+                dataset,
+                config,
+                generator.folder,
+                tc,
+                device=session.device,
+                on_step=session.step_callback(tc.checkpoint_every),
+                cancel=session.cancel,
+                resume=True,
+                save_on_cancel=True,
+            )
         return TrainingOutcome(result.cancelled, result.step, result.last_loss)
+
+    @staticmethod
+    def _log_precision(session: TrainingSession, tc: Any, gpus: int) -> None:
+        """The precision and the device's capability, in the job's log (and in every
+        checkpoint's generator.json, under training.run)."""
+        from generation.engine import devices, distributed, training
+
+        device = distributed.local_device(devices.pick_device(session.device), distributed.World())
+        precision = training.choose_precision(tc, device)
+        processes = f", {gpus} processes" if gpus > 1 else ""
+        session.runner.log(f"precision {precision.describe()}{processes}")
+
+    @staticmethod
+    def _train_processes(session: TrainingSession, config, tc, dataset, gpus: int):
+        """Train in `gpus` processes on this host (one per GPU); this process keeps the job."""
+        import torch
+
+        from generation.engine import launch
+
+        device = session.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device.startswith("cuda") and gpus > torch.cuda.device_count():
+            raise JobError(
+                f"the run asks for {gpus} GPUs; this worker sees {torch.cuda.device_count()} "
+                f"(CUDA_VISIBLE_DEVICES / the container's device reservation)"
+            )
+        spec = {
+            "dataset": dataset,
+            "config": config.to_dict(),
+            "training": tc.to_dict(),
+            "model_dir": str(session.generator.folder),
+            "device": device,
+            "threads_per_rank": max(1, (os.cpu_count() or 1) // gpus),
+        }
+        on_step = session.step_callback(tc.checkpoint_every)
+        outcome = launch.train_processes(
+            spec,
+            gpus,
+            lambda progress: on_step(progress["step"], progress["total"], progress["loss"]),
+            session.cancel,
+        )
+        return TrainingOutcome(outcome.cancelled, outcome.step, outcome.last_loss)
 
     @staticmethod
     def _configure(generator: GeneratorModel, params: dict[str, Any]):
@@ -293,10 +353,10 @@ class DDPMBackend(Backend):
         generator.refresh_from_db()
 
     @staticmethod
-    def _dataset(session: TrainingSession, config: Any) -> list:
-        from generation.datasets import load_training_set
+    def _dataset(session: TrainingSession, config: Any, folder: Path) -> list:
+        from generation.datasets import export_training_set
 
-        dataset = load_training_set(session.generator, resolution=config.resolution)
+        dataset = export_training_set(session.generator, folder, resolution=config.resolution)
         session.runner.log(f"{len(dataset)} training images ({', '.join(config.findings)})")
         return dataset
 

@@ -2,7 +2,9 @@
 
 Epsilon-prediction MSE under a DDPMScheduler noise schedule, AdamW with linear warm-up, EMA
 weights, label dropout to the null class (for classifier-free guidance), gradient accumulation,
-bf16 autocast on CUDA only, and no horizontal flips (anatomy is not left-right symmetric).
+bf16 / fp16 with a gradient scaler / fp32 by device (`precision.py`), a training set streamed
+from disk (`data.py`), any number of torch.distributed processes (`distributed.py`), and no
+horizontal flips (anatomy is not left-right symmetric).
 
 Every random draw of step k (batch order, timesteps, noise, label dropout, augmentation) comes
 from generators derived from (seed, k), and optimizer, LR scheduler, EMA and global RNG state are
@@ -19,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoints as ckpt
+from . import data as data_mod
+from . import distributed as dist_mod
+from . import precision as precision_mod
 from .cancellation import cancel_requested as _cancel_requested
+from .data import EpochOrder as _EpochOrder  # noqa: F401 - kept importable from here
+from .data import mix as _mix
 from .ddpm import (
     KIND,
     DDPMConfig,
@@ -38,8 +46,6 @@ from .ddpm import (
     build_unet,
 )
 from .devices import pick_device
-
-_MASK63 = (1 << 63) - 1
 
 
 class TrainingError(DDPMError):
@@ -71,7 +77,9 @@ class TrainingConfig:
     grid_per_class: int = 2
     grid_scheduler: str = "ddim"
     augment: bool = False  # small random affine (rotation, scale, shift); never a flip
-    mixed_precision: bool = True  # bf16 autocast, CUDA only
+    mixed_precision: bool = True  # False: fp32 whatever `precision` says
+    precision: str = "auto"  # auto: bf16 on CUDA >= 8.0, fp16 + grad scaler below, fp32 on CPU
+    data_workers: int = 2  # DataLoader worker processes decoding images (0: in this process)
     seed: int = 0
 
     def validate(self) -> None:
@@ -84,6 +92,12 @@ class TrainingConfig:
             positive_int(name)
         for name in ("warmup_steps", "keep_checkpoints", "grid_steps", "grid_per_class", "seed"):
             positive_int(name, 0)
+        positive_int("data_workers", 0)
+        if self.precision not in precision_mod.CHOICES:
+            raise TrainingError(
+                f"precision must be one of {', '.join(precision_mod.CHOICES)}, "
+                f"got {self.precision!r}"
+            )
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise TrainingError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not 0 <= self.label_dropout < 1:
@@ -110,33 +124,14 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------- the data
-def _as_square_uint8(image: Any, index: int, resolution: int) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise TrainingError(
-            f"training image {index} has shape {array.shape}; expected a 2-D grayscale array"
-        )
-    if array.dtype != np.uint8:
-        raise TrainingError(f"training image {index} is {array.dtype}; expected uint8")
-    h, w = array.shape
-    if h != w:
-        raise TrainingError(f"training image {index} is {w}x{h}; expected a square image")
-    if h < 8:
-        raise TrainingError(f"training image {index} is only {w}x{h} pixels")
-    if h != resolution:
-        from PIL import Image
-
-        resample = Image.Resampling.LANCZOS if h > resolution else Image.Resampling.BICUBIC
-        array = np.asarray(Image.fromarray(array).resize((resolution, resolution), resample))
-    return array
-
-
 def prepare_dataset(
     dataset: Sequence[tuple[Any, str]], config: DDPMConfig
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N x 1 x R x R uint8 images, N class indices) from (uint8 image, finding) pairs."""
+) -> data_mod.TrainingImages:
+    """The streaming training set from (uint8 image or image file path, finding) pairs.
+
+    Every label is checked here; images in memory are checked for shape here too, files when
+    their batch first reads them.
+    """
     items = list(dataset)
     if not items:
         raise TrainingError("the training set is empty: nothing to train on")
@@ -157,47 +152,23 @@ def prepare_dataset(
             f"unknown finding(s) in the training set: {listed}; the model knows: "
             f"{', '.join(config.findings)}"
         )
-    arrays = [_as_square_uint8(image, i, config.resolution) for i, (image, _) in enumerate(pairs)]
-    labels = [config.findings.index(finding) for _, finding in pairs]
-    images = torch.from_numpy(np.stack(arrays))[:, None]
-    return images, torch.tensor(labels, dtype=torch.long)
+    labelled = [(image, config.findings.index(finding)) for image, finding in pairs]
+    try:
+        return data_mod.TrainingImages(labelled, config.resolution)
+    except data_mod.DataError as error:
+        raise TrainingError(str(error)) from None
 
 
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix-style)."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & _MASK63
+def _augment(x: torch.Tensor, g: torch.Generator, part: slice | None = None,
+             n: int | None = None) -> torch.Tensor:  # fmt: skip
+    """Small random rotation (+-3 deg), scale (+-4 %) and shift (+-3 %); no flips.
 
-
-class _EpochOrder:
-    """Sample index k of the whole run -> dataset index; a fresh permutation each epoch."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed = n, seed
-        self._epoch = -1
-        self._perm: torch.Tensor | None = None
-
-    def indices(self, start: int, count: int) -> torch.Tensor:
-        out = []
-        for k in range(start, start + count):
-            epoch, pos = divmod(k, self.n)
-            if epoch != self._epoch:
-                g = torch.Generator().manual_seed(_mix(self.seed, 1, epoch))
-                self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
-            assert self._perm is not None  # drawn above: the first k starts epoch 0, not -1
-            out.append(int(self._perm[pos]))
-        return torch.tensor(out, dtype=torch.long)
-
-
-def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Small random rotation (+-3 deg), scale (+-4 %) and shift (+-3 %); no flips."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(3)
-    scale = 1 + (torch.rand(n, generator=g) * 2 - 1) * 0.04
-    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.06  # grid units span 2
+    `n` draws are made (the global batch) and `part` of them applied to `x` (this rank's)."""
+    n = n or x.shape[0]
+    part = part or slice(0, n)
+    angle = ((torch.rand(n, generator=g) * 2 - 1) * math.radians(3))[part]
+    scale = (1 + (torch.rand(n, generator=g) * 2 - 1) * 0.04)[part]
+    shift = ((torch.rand(n, 2, generator=g) * 2 - 1) * 0.06)[part]  # grid units span 2
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
@@ -379,17 +350,23 @@ def train(
 ) -> TrainResult:
     """Train (or resume training of) a ddpm model into `model_dir` for `training.steps` steps.
 
-    `dataset`: a sequence of (uint8 H x W square grayscale array, finding name); images not at
-    the model resolution are resized. `on_step(step, total, loss)` is called after every
-    optimizer step; returning False (or `cancel` firing: a callable returning True or an object
-    with ``is_set()``) stops training after that step, leaving the last checkpoint as it was
-    (with `save_on_cancel`, a checkpoint of the current step is written first). If `model_dir`
-    already holds checkpoints of the same model and `resume` is true, training continues from
-    the latest one. A folder created by this call is removed again if training stops before
-    its first checkpoint.
+    `dataset`: a sequence of (uint8 H x W square grayscale array or an image file's path,
+    finding name); images not at the model resolution are resized, files are decoded per batch.
+    `on_step(step, total, loss)` is called after every optimizer step; returning False (or
+    `cancel` firing: a callable returning True or an object with ``is_set()``) stops training
+    after that step, leaving the last checkpoint as it was (with `save_on_cancel`, a checkpoint
+    of the current step is written first). If `model_dir` already holds checkpoints of the same
+    model and `resume` is true, training continues from the latest one. A folder created by this
+    call is removed again if training stops before its first checkpoint.
+
+    Inside an initialised torch.distributed process group, every rank calls this with the same
+    arguments: each trains on its part of every global batch of `training.batch_size` images
+    (gradients averaged by DDP), the loss passed to `on_step` is the global batch's, the ranks
+    stop together when any of them is asked to, and only rank 0 writes the folder.
     """
     training = training or TrainingConfig()
-    dev = pick_device(device)
+    world = dist_mod.current()
+    dev = dist_mod.local_device(pick_device(device), world)
     cuda_devices = (
         [dev.index if dev.index is not None else torch.cuda.current_device()]
         if dev.type == "cuda"
@@ -401,6 +378,41 @@ def train(
         )
 
 
+def schedule_of(training: TrainingConfig) -> dict[str, Any]:
+    """The run's schedule, stored in every checkpoint: the learning-rate schedule's parameters,
+    what fixes the data order, and the checkpoint and log intervals."""
+    return {name: getattr(training, name) for name in SCHEDULE_FIELDS + INTERVAL_FIELDS}
+
+
+# What a resumed run must keep (changed ones are refused): the LR schedule's parameters (extend
+# with any new schedule parameter), then the data order's.
+SCHEDULE_FIELDS = ("warmup_steps", "batch_size", "grad_accum", "seed")
+# Stored too, and what a resumed run leaves unset comes back from them (the backend's
+# `training_config_from`); set explicitly, they may change: they move no number of the run.
+INTERVAL_FIELDS = ("checkpoint_every", "log_every")
+
+
+def stored_schedule(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """The schedule the latest checkpoint of `model_dir` was trained with ({} if none)."""
+    latest = ckpt.latest_checkpoint(model_dir)
+    if latest is None:
+        return {}
+    return dict(ckpt.load_training_state(latest).get("schedule") or {})
+
+
+def check_schedule(stored: dict[str, Any], training: TrainingConfig) -> None:
+    """Refuse to resume with another schedule: the run would not be the one it continues."""
+    wanted = schedule_of(training)
+    changed = [k for k in SCHEDULE_FIELDS if k in stored and stored[k] != wanted[k]]
+    if changed:
+        listed = ", ".join(f"{k} {stored[k]!r} (asked: {wanted[k]!r})" for k in changed)
+        raise TrainingError(
+            f"this run was started with {listed}; resuming with other values would not continue "
+            f"the same run. Resume with the stored values (leave them unset), or train into a "
+            f"new folder"
+        )
+
+
 @dataclass
 class _Run:
     """The state one training call's steps share: data, model, optimizer, EMA, last checkpoint."""
@@ -409,46 +421,82 @@ class _Run:
     training: TrainingConfig
     dev: torch.device
     model_dir: Path
-    images: torch.Tensor
-    labels: torch.Tensor
-    autocast_dtype: torch.dtype | None
+    images: data_mod.TrainingImages
+    precision: precision_mod.Precision
     unet: Any
     noise_scheduler: Any
     scheduler_config: dict
     optimizer: torch.optim.Optimizer
     lr_scheduler: torch.optim.lr_scheduler.LambdaLR
     ema: EMA
+    scaler: Any
+    world: dist_mod.World
+    model: Any = None  # what the forward pass calls: the UNet, or DDP around it
     last_checkpoint: Path | None = None
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return self.precision.autocast_dtype
 
 
 def _train(
     dataset, config, model_dir, training, dev, on_step, cancel, resume, save_on_cancel
 ) -> TrainResult:
     _validate(training, config)
-    images, labels = prepare_dataset(dataset, config)
+    world = dist_mod.current()
+    images = prepare_dataset(dataset, config)
     existed = model_dir.is_dir()
-    created, resume_from = _prepare_model_dir(model_dir, config, resume)
-    run = _build_run(config, training, dev, model_dir, images, labels)
+    created, resume_from = _prepare_on_main(model_dir, config, resume, world)
+    run = _build_run(config, training, dev, model_dir, images, world)
     start_step = 0
     if resume_from is not None:
         start_step = _restore(run, resume_from)
         if start_step >= training.steps:
             return TrainResult(model_dir, start_step, training.steps, False, resume_from, None)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    _truncate_log(model_dir / ckpt.LOSS_LOG, start_step)  # drop rows past the checkpoint
-    if not (model_dir / ckpt.MARKER).is_file():
-        ckpt.write_json_atomic(model_dir / ckpt.MARKER, ckpt.model_marker(config))
+    run.model = dist_mod.wrap(run.unet, world, dev)
+    if world.main:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(model_dir / ckpt.LOSS_LOG, start_step)  # drop rows past the checkpoint
+        if not (model_dir / ckpt.MARKER).is_file():
+            ckpt.write_json_atomic(model_dir / ckpt.MARKER, ckpt.model_marker(config))
     try:
         step, cancelled, last_loss = _loop(run, start_step, on_step, cancel, save_on_cancel)
+    except data_mod.DataError as error:
+        _clean_up_after_failure(run, created, existed)
+        # from a DataLoader worker the message carries the worker's traceback: keep its last line
+        raise TrainingError(str(error).strip().splitlines()[-1].split("DataError: ")[-1]) from None
     except BaseException:
-        if created and ckpt.latest_checkpoint(model_dir) is None:
-            _discard(model_dir, existed)
-        else:
-            ckpt.remove_stale_temporaries(model_dir)
+        _clean_up_after_failure(run, created, existed)
         raise
-    if cancelled and created and run.last_checkpoint is None:
+    if cancelled and created and run.last_checkpoint is None and world.main:
         _discard(model_dir, existed)
     return TrainResult(model_dir, step, training.steps, cancelled, run.last_checkpoint, last_loss)
+
+
+def _clean_up_after_failure(run: _Run, created: bool, existed: bool) -> None:
+    if not run.world.main:
+        return
+    if created and ckpt.latest_checkpoint(run.model_dir) is None:
+        _discard(run.model_dir, existed)
+    else:
+        ckpt.remove_stale_temporaries(run.model_dir)
+
+
+def _prepare_on_main(
+    model_dir: Path, config: DDPMConfig, resume: bool, world: dist_mod.World
+) -> tuple[bool, Path | None]:
+    """`_prepare_model_dir` on rank 0 only (it cleans the folder); its answer on every rank."""
+    outcome: tuple = ()
+    if world.main:
+        try:
+            outcome = ("ok", *_prepare_model_dir(model_dir, config, resume))
+        except DDPMError as error:
+            dist_mod.broadcast(("error", str(error)), world)
+            raise
+    outcome = dist_mod.broadcast(outcome, world)
+    if outcome[0] == "error":
+        raise TrainingError(outcome[1])
+    return outcome[1], outcome[2]
 
 
 def _validate(training: TrainingConfig, config: DDPMConfig) -> None:
@@ -459,17 +507,30 @@ def _validate(training: TrainingConfig, config: DDPMConfig) -> None:
 
         if training.grid_scheduler not in SCHEDULERS:
             raise TrainingError(f"unknown grid_scheduler {training.grid_scheduler!r}")
+    world = dist_mod.current()
+    if training.batch_size % world.size:
+        raise TrainingError(
+            f"batch_size {training.batch_size} must be a multiple of the number of processes "
+            f"({world.size}): each trains on an equal part of every batch"
+        )
 
 
-def _build_run(config, training, dev, model_dir, images, labels) -> _Run:
+def choose_precision(training: TrainingConfig, dev: torch.device) -> precision_mod.Precision:
+    """The run's precision: `training.precision` on this device (fp32 if mixed precision is
+    off); PrecisionError (a TrainingError here) for a choice the device cannot do."""
+    requested = training.precision if training.mixed_precision else "fp32"
+    try:
+        return precision_mod.for_device(dev, requested)
+    except precision_mod.PrecisionError as error:
+        raise TrainingError(str(error)) from None
+
+
+def _build_run(config, training, dev, model_dir, images, world) -> _Run:
     """A fresh model, noise schedule, optimizer, warm-up LR schedule and EMA."""
-    autocast_dtype = (
-        torch.bfloat16
-        if training.mixed_precision and dev.type == "cuda" and torch.cuda.is_bf16_supported()
-        else None
-    )
-    # global RNG (weight init, dropout) seeded from `seed`, without touching the caller's
-    torch.manual_seed(_mix(training.seed, 3))
+    precision = choose_precision(training, dev)
+    # global RNG (weight init, dropout) seeded from `seed` (and the rank: each rank draws its
+    # own dropout masks), without touching the caller's
+    torch.manual_seed(_mix(training.seed, 3) if world.main else _mix(training.seed, 3, world.rank))
     unet = init_unet(config, training.seed).to(dev).train()
     noise_scheduler = build_noise_scheduler(config)
     scheduler_config = dict(noise_scheduler.config)
@@ -486,9 +547,10 @@ def _build_run(config, training, dev, model_dir, images, labels) -> _Run:
         optimizer, lambda i: min(1.0, (i + 1) / warmup) if warmup else 1.0
     )
     ema = EMA(unet, training.ema_decay, training.ema_warmup)
+    scaler = precision_mod.grad_scaler(precision)
     return _Run(
-        config, training, dev, model_dir, images, labels, autocast_dtype, unet,
-        noise_scheduler, scheduler_config, optimizer, lr_scheduler, ema,
+        config, training, dev, model_dir, images, precision, unet,
+        noise_scheduler, scheduler_config, optimizer, lr_scheduler, ema, scaler, world, unet,
     )  # fmt: skip
 
 
@@ -496,6 +558,7 @@ def _restore(run: _Run, resume_from: Path) -> int:
     """Load a checkpoint's weights, optimizer, schedules, EMA and RNG; returns its step."""
     training, optimizer, lr_scheduler = run.training, run.optimizer, run.lr_scheduler
     state = ckpt.load_training_state(resume_from)
+    check_schedule(dict(state.get("schedule") or {}), training)
     run.unet.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.RAW_WEIGHTS))
     run.ema.module.load_state_dict(ckpt.load_state_tensors(resume_from / ckpt.WEIGHTS))
     optimizer.load_state_dict(state["optimizer"])
@@ -512,9 +575,19 @@ def _restore(run: _Run, resume_from: Path) -> int:
         )
     lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
     run.ema.num_updates = int(state["ema"]["num_updates"])
-    _set_rng_state(state["rng"])
+    if state.get("grad_scaler") and run.scaler.is_enabled():
+        run.scaler.load_state_dict(state["grad_scaler"])
+    _set_rng_state(_rank_rng_state(state, run.world, training.seed))
     run.last_checkpoint = resume_from
     return int(state["step"])
+
+
+def _rank_rng_state(state: dict[str, Any], world: dist_mod.World, seed: int) -> dict[str, Any]:
+    """This rank's saved RNG state; a rank the checkpoint's run did not have starts afresh."""
+    ranks = state.get("rng_ranks") or [state["rng"]]
+    if world.rank < len(ranks):
+        return ranks[world.rank]
+    return {"torch": torch.Generator().manual_seed(_mix(seed, 3, world.rank)).get_state()}
 
 
 def _write_checkpoint(run: _Run, step: int) -> Path:
@@ -523,6 +596,12 @@ def _write_checkpoint(run: _Run, step: int) -> Path:
             f"weights became NaN/inf by step {step}; not writing a checkpoint "
             f"(lower the learning rate, currently {run.training.lr})"
         )
+    rng_ranks = dist_mod.gather(_rng_state(), run.world)  # every rank takes part
+    path = _save_on_main(run, step, rng_ranks) if run.world.main else None
+    return dist_mod.broadcast(path, run.world)
+
+
+def _save_on_main(run: _Run, step: int, rng_ranks: list[dict[str, Any]]) -> Path:
     training, ema = run.training, run.ema
     grid = None
     if training.grid_steps:
@@ -534,7 +613,11 @@ def _write_checkpoint(run: _Run, step: int) -> Path:
         "optimizer": run.optimizer.state_dict(),
         "lr_scheduler": run.lr_scheduler.state_dict(),
         "ema": {"num_updates": ema.num_updates, "decay": ema.decay, "warmup": ema.warmup},
-        "rng": _rng_state(),
+        "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks,
+        "grad_scaler": run.scaler.state_dict() if run.scaler.is_enabled() else {},
+        "schedule": schedule_of(training),
+        "sampler": {"samples_seen": step * training.batch_size * training.grad_accum},
     }
     return ckpt.save_checkpoint(
         run.model_dir,
@@ -545,35 +628,45 @@ def _write_checkpoint(run: _Run, step: int) -> Path:
         ema_weights=ema.module.state_dict(),
         raw_weights=run.unet.state_dict(),
         training_state=state,
-        training_config=training.to_dict(),
+        training_config={**training.to_dict(), "run": run_record(run)},
         grid=grid,
         keep=training.keep_checkpoints,
     )
+
+
+def run_record(run: _Run) -> dict[str, Any]:
+    """How this run computes: precision, device capability, processes (checkpoint metadata)."""
+    return {**run.precision.record(), "world_size": run.world.size, "device": str(run.dev)}
 
 
 def _loop(
     run: _Run, start_step: int, on_step, cancel, save_on_cancel: bool
 ) -> tuple[int, bool, float | None]:
     """Steps start_step + 1 .. total, logging and checkpointing; (last step, cancelled, loss)."""
-    training = run.training
-    order = _EpochOrder(len(run.images), training.seed)
+    training, world = run.training, run.world
     total = training.steps
+    sampler = data_mod.StepBatches(
+        len(run.images), seed=training.seed, batch_size=training.batch_size,
+        grad_accum=training.grad_accum, first=start_step + 1, last=total,
+        rank=world.rank, world_size=world.size,
+    )  # fmt: skip
+    batches = data_mod.batches(run.images, sampler, training.data_workers)
     interval_losses: list[float] = []
     last_loss: float | None = None
-    step = start_step
-    checkpoint_step = start_step
+    step = checkpoint_step = start_step
     began = time.monotonic()
-    with open(run.model_dir / ckpt.LOSS_LOG, "a") as log:
+    log_path = run.model_dir / ckpt.LOSS_LOG
+    with open(log_path, "a") if world.main else nullcontext() as log:
         for step in range(start_step + 1, total + 1):
-            step_loss, step_lr = _optimizer_step(run, order, step)
+            step_loss, step_lr = _optimizer_step(run, batches, step)
             last_loss = step_loss
             interval_losses.append(step_loss)
-            if step % training.log_every == 0 or step == total:
+            if world.main and (step % training.log_every == 0 or step == total):
                 _log_interval(log, step, interval_losses, step_lr, began)
             if step % training.checkpoint_every == 0 or step == total:
                 run.last_checkpoint, checkpoint_step = _write_checkpoint(run, step), step
             stop = on_step is not None and on_step(step, total, step_loss) is False
-            if stop or _cancel_requested(cancel):
+            if dist_mod.any_rank(stop or _cancel_requested(cancel), world, run.dev):
                 if save_on_cancel and checkpoint_step != step:
                     run.last_checkpoint = _write_checkpoint(run, step)
                 return step, True, last_loss
@@ -593,42 +686,51 @@ def _log_interval(log, step: int, losses: list[float], lr: float, began: float) 
     losses.clear()
 
 
-def _optimizer_step(run: _Run, order: _EpochOrder, step: int) -> tuple[float, float]:
+def _optimizer_step(run: _Run, batches, step: int) -> tuple[float, float]:
     """One optimizer step over grad_accum micro-batches; (its mean loss, its learning rate)."""
-    training, optimizer = run.training, run.optimizer
+    training, optimizer, scaler = run.training, run.optimizer, run.scaler
     g = torch.Generator().manual_seed(_mix(training.seed, 2, step))
-    per_step = training.batch_size * training.grad_accum
     step_loss = 0.0
     for micro in range(training.grad_accum):
-        offset = (step - 1) * per_step + micro * training.batch_size
-        step_loss += _micro_batch(run, order, offset, g, step) / training.grad_accum
+        last = micro == training.grad_accum - 1
+        # DDP averages gradients once per step, on the last micro-batch's backward
+        sync = nullcontext() if last or not run.world.active else run.model.no_sync()
+        with sync:
+            step_loss += _micro_batch(run, next(batches), g, step) / training.grad_accum
+    scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16)
     if training.max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(run.unet.parameters(), training.max_grad_norm)
     step_lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
+    scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
+    scaler.update()
     run.lr_scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     run.ema.update(run.unet)
     return step_loss, step_lr
 
 
-def _micro_batch(run: _Run, order: _EpochOrder, offset: int, g: torch.Generator, step: int):
-    """Loss of one micro-batch, back-propagated; NonFiniteLossError on NaN or inf."""
+def _micro_batch(run: _Run, batch, g: torch.Generator, step: int) -> float:
+    """Loss of one global micro-batch (this rank's part back-propagated); NonFiniteLossError on
+    NaN or inf.
+
+    Every rank draws the random numbers of the whole global micro-batch from the step's
+    generator and uses its own slice, so the run is the same with any number of processes."""
     training, config, dev = run.training, run.config, run.dev
-    idx = order.indices(offset, training.batch_size)
-    x0 = run.images[idx].to(dev, torch.float32).div_(127.5).sub_(1.0)
-    y = run.labels[idx]
+    images, y = batch
+    n = training.batch_size
+    part = slice(run.world.rank * len(y), (run.world.rank + 1) * len(y))
+    x0 = images.to(dev, torch.float32).div_(127.5).sub_(1.0)
     if training.label_dropout:
-        drop = torch.rand(len(y), generator=g) < training.label_dropout
+        drop = (torch.rand(n, generator=g) < training.label_dropout)[part]
         y = torch.where(drop, torch.full_like(y, config.null_class), y)
     if training.augment:
-        x0 = _augment(x0, g)
-    noise = torch.randn(x0.shape, generator=g).to(dev)
-    t = torch.randint(0, config.num_train_timesteps, (len(y),), generator=g).to(dev)
+        x0 = _augment(x0, g, part, n)
+    noise = torch.randn((n, *x0.shape[1:]), generator=g)[part].to(dev)
+    t = torch.randint(0, config.num_train_timesteps, (n,), generator=g)[part].to(dev)
     dtype = run.autocast_dtype
     with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-        loss = diffusion_loss(run.unet, run.noise_scheduler, x0, y.to(dev), noise, t)
-    value = float(loss.detach())
+        loss = diffusion_loss(run.model, run.noise_scheduler, x0, y.to(dev), noise, t)
+    value = dist_mod.all_mean(float(loss.detach()), run.world, dev)
     if not math.isfinite(value):
         good = (
             f"the last good checkpoint ({run.last_checkpoint.name}) is kept"
@@ -639,5 +741,5 @@ def _micro_batch(run: _Run, order: _EpochOrder, offset: int, g: torch.Generator,
             f"loss is {value} at step {step}; training stopped and {good}. "
             f"Lower the learning rate (currently {training.lr})."
         )
-    (loss / training.grad_accum).backward()
+    run.scaler.scale(loss / training.grad_accum).backward()
     return value

@@ -412,6 +412,10 @@ def test_it_lora_files_hold_only_lora_weights(sd_trained, sd_checkpoint):
     info = json.loads((result.lora_dir / "lora_training.json").read_text())
     assert info["step"] == 12 and info["config"]["rank"] == 4
     assert info["unet_sha256"] == check_checkpoint(sd_checkpoint).unet_sha256
+    precision = info["precision"]  # the run's precision and the device's capability
+    assert set(precision) == {"precision", "grad_scaler", "device_type", "device_capability"}
+    if precision["device_type"] == "cpu":
+        assert precision["precision"] == "fp32" and precision["grad_scaler"] is False
     # checkpoints every 6 steps, the last two kept, each with a training state
     names = sorted(p.name for p in result.output_dir.glob("checkpoint-*"))
     assert names == ["checkpoint-0000006", "checkpoint-0000012"]
@@ -653,6 +657,10 @@ def test_it_cuda_half_precision_sampling_and_bf16_training(sd_checkpoint, sd_dat
     trainer = LoraTrainer(sd_checkpoint, tmp_path / "run", sd_dataset, config)
     result = trainer.train()
     assert result.step == 3 and all(np.isfinite(loss) for _, loss in result.losses)
+    precision = json.loads((result.lora_dir / "lora_training.json").read_text())["precision"]
+    major = torch.cuda.get_device_capability()[0]
+    assert precision["precision"] == ("bf16" if major >= 8 else "fp16")
+    assert precision["grad_scaler"] is (major < 8)
     weights = load_file(str(result.lora_dir / LORA_WEIGHT_NAME))
     assert all(t.dtype == torch.float32 for t in weights.values())
     loaded = StableDiffusionGenerator(sd_checkpoint, lora=result.lora_dir)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from generation.engine import precision as precision_mod
 from generation.engine.cancellation import cancel_requested
 from generation.engine.devices import pick_placement
 
@@ -90,7 +91,7 @@ class LoraTrainingConfig:
     lr_warmup_steps: int = 0
     caption_dropout: float = 0.0  # fraction of captions replaced by "" (keeps guidance useful)
     gradient_checkpointing: bool = False
-    mixed_precision: str = "auto"  # "auto": bf16 autocast on CUDA where supported; "no": fp32
+    mixed_precision: str = "auto"  # "auto": bf16 on CUDA >= 8.0, fp16 + grad scaler below; "no"
     checkpoint_on_cancel: bool = True
     # The sample grid written into every checkpoint (samples.png): one row per prompt, one
     # column per seed 0..grid_per_prompt-1, the same seeds at every checkpoint so grids compare.
@@ -197,17 +198,14 @@ class LoraTrainer:
         self._grid_prompts: list[str] | None = None
 
     def _place(self, device: str | None) -> None:
-        placement = pick_placement(device, None)
-        self.device = placement.device
-        use_bf16 = (
-            self.config.mixed_precision == "auto"
-            and self.device.type == "cuda"
-            and placement.dtype == torch.bfloat16
-        )
-        # Frozen weights in bf16 with bf16 autocast on CUDA; fp32 elsewhere (fp16-only GPUs
-        # and MPS train in fp32: fp16 LoRA training needs loss scaling and is not offered).
-        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
-        self.weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
+        self.device = pick_placement(device, None).device
+        # Frozen weights and autocast in bf16 on CUDA cards that have it, in fp16 with a
+        # gradient scaler on older ones (the LoRA weights stay fp32); fp32 on CPU and MPS.
+        requested = "auto" if self.config.mixed_precision == "auto" else "fp32"
+        self.precision = precision_mod.for_device(self.device, requested)
+        self.autocast_dtype = self.precision.autocast_dtype
+        self.weight_dtype = self.autocast_dtype or torch.float32
+        self.scaler = precision_mod.grad_scaler(self.precision)
 
     def _load_models(self) -> None:
         """Tokenizer, text encoder, VAE, UNet and noise schedule, frozen, on the device."""
@@ -476,9 +474,11 @@ class LoraTrainer:
             micro_losses = self._accumulate(cancel)
             if micro_losses is None:
                 return True
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op but fp16)
             if cfg.max_grad_norm and cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)  # skipped if fp16 gradients overflowed
+            self.scaler.update()
             self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
@@ -524,7 +524,7 @@ class LoraTrainer:
                 f"training loss became {float(loss.detach())} at step {self.step + 1}; lower the "
                 f"learning rate (now {cfg.learning_rate:g}) or check the training images{where}"
             )
-        (loss / cfg.gradient_accumulation_steps).backward()
+        self.scaler.scale(loss / cfg.gradient_accumulation_steps).backward()
         return float(loss.detach())
 
     def _save_final(self, cancelled: bool) -> Path | None:
@@ -604,6 +604,7 @@ class LoraTrainer:
                 "text_encoder": TEXT_ENCODER_LORA_TARGETS if self.config.train_text_encoder else [],
             },
             "config": asdict(self.config),
+            "precision": self.precision.record(),
             "library_versions": _all_library_versions(),
             "saved_at": datetime.now(UTC).isoformat(),
         }
@@ -641,6 +642,7 @@ class LoraTrainer:
                 "losses": [[s, v] for s, v in self.losses],
                 "config": asdict(self.config),
                 "unet_sha256": self.info.unet_sha256,
+                "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             }
             torch.save(state, tmp / TRAINING_STATE_NAME)
             (tmp / TRAINING_INFO_NAME).write_text(
@@ -748,6 +750,8 @@ class LoraTrainer:
 
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if state.get("grad_scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.rng.set_state(state["rng_state"])
         self.step = int(state["step"])
         self.losses = [(int(s), float(v)) for s, v in state.get("losses", [])]

@@ -1,0 +1,72 @@
+"""Exact resume whatever the new total: warm-up and intervals are stored with the run; unset
+ones come back from it, explicitly changed ones are refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from generation.backends.ddpm import training_config_from
+from generation.engine import checkpoints as ckpt
+from generation.engine.training import TrainingError, stored_schedule, train
+
+from .test_ddpm_training import make_config, make_dataset, quick
+
+PARAMS = {"batch_size": 4, "checkpoint_every": 2, "log_every": 1, "grid_steps": 0}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def rows(model_dir) -> list[tuple[int, float, float]]:
+    lines = (model_dir / ckpt.LOSS_LOG).read_text().splitlines()
+    return [(r["step"], r["loss"], r["lr"]) for r in map(json.loads, lines)]
+
+
+def stop_at(last):
+    return lambda step, total, loss: step < last
+
+
+def test_it_a_resume_with_another_total_keeps_the_learning_rate_of_step_k(tmp_path):
+    data, config = make_dataset(4), make_config()
+    first = training_config_from(PARAMS, 40)  # warm-up 4 steps (a tenth of the run)
+    assert first.warmup_steps == 4
+
+    # the uninterrupted 40-step run, looked at up to step 6
+    train(data, config, tmp_path / "straight", first, on_step=stop_at(6))
+
+    # the same run stopped at step 2, then resumed as a 100-step run
+    train(data, config, tmp_path / "resumed", first, on_step=stop_at(2), save_on_cancel=True)
+    stored = stored_schedule(tmp_path / "resumed")
+    assert stored["warmup_steps"] == 4 and stored["checkpoint_every"] == 2
+    assert training_config_from(PARAMS, 100).warmup_steps == 10  # what the new total would say
+    longer = training_config_from(PARAMS, 100, stored)
+    assert longer.warmup_steps == 4 and longer.steps == 100
+    train(data, config, tmp_path / "resumed", longer, on_step=stop_at(6))
+
+    straight, resumed = rows(tmp_path / "straight"), rows(tmp_path / "resumed")
+    assert [lr for _, _, lr in resumed] == [lr for _, _, lr in straight]
+    assert resumed[2][2] == pytest.approx(first.lr * 3 / 4)  # step 3, not 3/10 of it
+    assert resumed == straight
+
+
+def test_it_refuses_a_resume_with_an_explicitly_changed_schedule(tmp_path):
+    data, config = make_dataset(4), make_config()
+    train(data, config, tmp_path / "m", quick(steps=2, checkpoint_every=2, warmup_steps=2))
+    with pytest.raises(
+        TrainingError, match=r"started with warmup_steps 2 \(asked: 5\).*new folder"
+    ):
+        train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=2, warmup_steps=5))
+    with pytest.raises(TrainingError, match=r"started with batch_size 4 \(asked: 2\)"):
+        train(data, config, tmp_path / "m", quick(steps=4, batch_size=2, warmup_steps=2))
+    # the intervals move no number of the run: another checkpoint interval is fine
+    result = train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=1, warmup_steps=2))
+    assert result.step == 4
+    assert [step for step, _ in ckpt.list_checkpoints(tmp_path / "m")] == [2, 3, 4]
