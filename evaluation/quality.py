@@ -236,11 +236,10 @@ def _run(evaluation, synthetic_images, real_filter, say, overrides) -> None:
     say("fidelity figures")
     quality = compare_sets(held_out, synthetic, extractor, n_resamples=n_resamples)
     display = None
-    if evaluation.study_id:
+    study = presenting_study(evaluation)
+    if study is not None:
         held_rows = [by_id[i] for i in held_ids]
-        display = display_quality(
-            evaluation.study, held_rows, synthetic_rows, extractor, n_resamples
-        )
+        display = display_quality(study, held_rows, synthetic_rows, extractor, n_resamples)
     say("memorization")
     all_ids = sorted(pixels)
     memorization = find_memorized(synthetic, [pixels[i] for i in all_ids], extractor)
@@ -273,6 +272,15 @@ def _finish(evaluation, n_flagged: int, n_synthetic: int, n_real: int) -> None:
     evaluation.save()
 
 
+def presenting_study(evaluation: QualityEvaluation):
+    """The study whose presentation the images are also measured at: the evaluated study, or
+    the study a generation job adds its images to; None for a model."""
+    if evaluation.study_id:
+        return evaluation.study
+    job = evaluation.generation_job
+    return job.study if job is not None and job.study_id else None
+
+
 def presented_pixels(study, images: list[Image]) -> list[np.ndarray]:
     """Each image as the study presents it (its presentation profile, the study's CT window), as
     a 2-D uint8 array: the pixels of the derivative a reader would receive."""
@@ -295,19 +303,21 @@ def presented_pixels(study, images: list[Image]) -> list[np.ndarray]:
 
 def display_quality(study, real_rows, synthetic_rows, extractor, n_resamples: int) -> dict:
     """``compare_sets`` of the held-out real and the synthetic images at the study's display
-    profile, with the profile's parameters (as JSON)."""
+    profile, with the profile's parameters (as JSON); ``not_defined`` says why when an image
+    cannot be presented."""
     from dataclasses import asdict
 
+    from pool.imaging.pipeline import PresentationError
     from readerstudy.services.presentation import resolve_profile
 
     profile = resolve_profile(study)
-    report = compare_sets(
-        presented_pixels(study, real_rows),
-        presented_pixels(study, synthetic_rows),
-        extractor,
-        n_resamples=n_resamples,
-    ).to_jsonable()
-    report["profile"] = {**asdict(profile), "key": profile.key()}
+    described = {**asdict(profile), "key": profile.key(), "study": study.public_id}
+    try:
+        real, synthetic = (presented_pixels(study, rows) for rows in (real_rows, synthetic_rows))
+    except (PresentationError, OSError) as error:  # the model-resolution figures still stand
+        return {"not_defined": f"the images cannot be presented: {error}", "profile": described}
+    report = compare_sets(real, synthetic, extractor, n_resamples=n_resamples).to_jsonable()
+    report["profile"] = described
     return report
 
 
