@@ -299,7 +299,7 @@ class _Figures:
 
     def _both(self, compute: Callable[[np.ndarray], Value], interval, figure: int):
         """(synthetic figure, real baseline figure), each with its interval where defined."""
-        out = []
+        out: list[Value] = []
         for slot, features in enumerate((self.f_fake, self.f_other)):
             try:
                 value = compute(features)
