@@ -13,7 +13,7 @@ from readerstudy.models import Study
 QUALITY_HEADER = [
     "study", "evaluation", "subject", "extractor_version", "extractor_sha256", "figure",
     "synthetic_vs_real", "ci_low", "ci_high", "real_vs_real_baseline", "ratio", "better",
-    "n_synthetic", "n_real", "note",
+    "n_synthetic", "n_real", "note", "baseline_ci_low", "baseline_ci_high", "presentation",
 ]
 
 QUALITY_COLUMNS = {
@@ -28,8 +28,10 @@ QUALITY_COLUMNS = {
                "(synthetic images flagged as near-copies of a real image)"), "text"),
     "synthetic_vs_real": ("the figure between the synthetic images and the real ones",
                           "as the figure"),
-    "ci_low": ("lower end of the 95% interval (machine observer: DeLong)", "as the figure"),
-    "ci_high": ("upper end of the 95% interval (machine observer: DeLong)", "as the figure"),
+    "ci_low": (("lower end of the 95% interval (machine observer: DeLong; the other figures: "
+                "percentile bootstrap centred on the figure)"), "as the figure"),
+    "ci_high": (("upper end of the 95% interval (machine observer: DeLong; the other figures: "
+                 "percentile bootstrap centred on the figure)"), "as the figure"),
     "real_vs_real_baseline": (("the same figure between two halves of the real images; empty "
                               "(not defined) when it is <= 0, as the unbiased KID can be"),
                               "as the figure"),
@@ -39,6 +41,11 @@ QUALITY_COLUMNS = {
     "n_synthetic": ("synthetic images evaluated", "count"),
     "n_real": ("real images evaluated", "count"),
     "note": ("note on the figure, or why it or its baseline is not defined", "text"),
+    "baseline_ci_low": ("lower end of the baseline's own 95% bootstrap interval", "as the figure"),
+    "baseline_ci_high": ("upper end of the baseline's own 95% bootstrap interval",
+                         "as the figure"),
+    "presentation": (("model: the images at the model's resolution (their display derivatives); "
+                      "display: as the study presents them (its presentation profile)"), "text"),
 }
 register_columns("quality", QUALITY_COLUMNS)
 
@@ -73,7 +80,8 @@ def _cell(value):
 
 
 def _metric_row(metric: dict) -> list:
-    """synthetic_vs_real, ci_low, ci_high, baseline, ratio, better, note of one metric.
+    """synthetic_vs_real, ci_low, ci_high, baseline, ratio, better, note, baseline_ci_low,
+    baseline_ci_high of one metric.
 
     A baseline <= 0 (the unbiased KID estimator goes negative when two real halves are as close
     as chance) is no scale to divide by: baseline and ratio are reported as not defined."""
@@ -81,13 +89,16 @@ def _metric_row(metric: dict) -> list:
     base = baseline.get("estimate")
     ratio = metric.get("ratio")
     notes = [value.get("not_defined") or value.get("note") or ""]
+    base_ci = [_cell(baseline.get("ci_low")), _cell(baseline.get("ci_high"))]
     if isinstance(base, (int, float)) and base <= 0:
         notes.append(f"baseline and ratio not defined: the real-vs-real baseline is {base!r} "
                      "(<= 0), so there is no scale to compare with")
         base = ratio = None
+        base_ci = ["", ""]
     return [
-        metric.get("name"), _cell(value.get("estimate")), "", "", _cell(base), _cell(ratio),
-        metric.get("better", ""), "; ".join(filter(None, notes)),
+        metric.get("name"), _cell(value.get("estimate")), _cell(value.get("ci_low")),
+        _cell(value.get("ci_high")), _cell(base), _cell(ratio),
+        metric.get("better", ""), "; ".join(filter(None, notes)), *base_ci,
     ]
 
 
@@ -101,17 +112,19 @@ def quality_rows(study: Study, analysis=None) -> Iterator[list]:
             quality.get("extractor_version", ""), quality.get("extractor_sha256", ""),
         ]
         sizes = [evaluation.n_synthetic, evaluation.n_real]
-        for metric in quality.get("metrics", []):
-            *cells, better, note = _metric_row(metric)
-            yield [*base, *cells, better, *sizes, note]
+        for presentation, figures in (("model", quality), ("display", report.get("quality_display"))):
+            for metric in (figures or {}).get("metrics", []):
+                *cells, better, note, low, high = _metric_row(metric)
+                yield [*base, *cells, better, *sizes, note, low, high, presentation]
         observer = report.get("observer", {})
         auc = observer.get("auc") or {}
         yield [
             *base, "machine_observer_auc",
             _cell(auc.get("estimate")), _cell(auc.get("ci_low")), _cell(auc.get("ci_high")),
             0.5, "", "lower", *sizes, auc.get("not_defined") or auc.get("note") or "",
+            "", "", "model",
         ]
         yield [
             *base, "memorized",
-            evaluation.flagged_count, "", "", "", "", "lower", *sizes, "",
+            evaluation.flagged_count, "", "", "", "", "lower", *sizes, "", "", "", "model",
         ]

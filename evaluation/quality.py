@@ -12,6 +12,13 @@ run:
    copy of a patient is a leak), thresholds calibrated leave-one-out on them;
 4. the ``to_jsonable`` output of the three is stored in a ``QualityEvaluation``.
 
+The Fréchet distance, KID and precision/recall/density/coverage, and their real-vs-real
+baselines, carry 95% percentile bootstrap intervals (``n_resamples``, seeded; 0 leaves point
+estimates only). When the evaluation concerns a study (``study:<id>``), the fidelity figures are
+computed a second time on the images as that study presents them (its presentation profile:
+window, crop, matched resolution, display size), stored as ``report["quality_display"]`` beside
+``report["quality"]`` (the images at the model's resolution, i.e. their display derivatives).
+
 Settings: ``EVALUATION_EXTRACTOR`` (dict: epochs, input_size, feature_dim, width, seed) overrides
 the extractor defaults.
 """
@@ -48,6 +55,7 @@ MIN_SYNTHETIC = 2
 FILTER_FIELDS = {"modality": "modality", "finding": "finding__iexact", "source": "source"}
 EXTRACTOR_DEFAULTS = {"epochs": 30, "input_size": 64, "feature_dim": 64, "width": 16, "seed": 0}
 SPLIT_SEED = 0
+DEFAULT_RESAMPLES = 1000
 
 Progress = Callable[[str], None]
 
@@ -99,9 +107,7 @@ def resolve_synthetic(spec: str):
             truth=Truth.SYNTHETIC, study_cases__study=study, study_cases__is_practice=False
         )
         return None, None, study, images
-    raise EvaluationError(
-        f"--synthetic must be job:<pk>, model:<name> or study:<id>, got {spec!r}"
-    )
+    raise EvaluationError(f"--synthetic must be job:<pk>, model:<name> or study:<id>, got {spec!r}")
 
 
 def load_pixels(image: Image) -> np.ndarray:
@@ -129,7 +135,10 @@ def get_or_train_extractor(
     ids: list[int], images: list[np.ndarray], labels: list[str], config: dict
 ) -> tuple[FeatureExtractorVersion, FeatureExtractor]:
     ids_hash = hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()
-    settings_key = ",".join(f"{k}={config[k]}" for k in sorted(config))
+    from evaluation.metrics.features import ARCHITECTURE
+
+    # the architecture is part of the key: an extractor stored by an older version is not reused
+    settings_key = ",".join(f"{k}={config[k]}" for k in sorted(config)) + f";{ARCHITECTURE}"
     version = "fx-" + hashlib.sha256(f"{ids_hash};{settings_key}".encode()).hexdigest()[:16]
     row = FeatureExtractorVersion.objects.filter(version=version).first()
     if row is not None and (row.path / "weights.safetensors").is_file():
@@ -165,10 +174,11 @@ def evaluate(
     *,
     evaluation: QualityEvaluation | None = None,
     progress: Progress | None = None,
+    n_resamples: int = DEFAULT_RESAMPLES,
     **extractor_overrides,
 ) -> QualityEvaluation:
     """Run the whole evaluation and store it; raises EvaluationError (stored as failed) when the
-    inputs cannot give figures."""
+    inputs cannot give figures. ``n_resamples``: bootstrap resamples of each interval."""
     say = progress or (lambda step: None)
     job, generator, study, synthetic_images = resolve_synthetic(synthetic_spec)
     if evaluation is None:
@@ -178,7 +188,8 @@ def evaluate(
     evaluation.status = EvaluationStatus.RUNNING
     evaluation.save(update_fields=["status"])
     try:
-        _run(evaluation, synthetic_images, real_filter, say, extractor_overrides)
+        overrides = {**extractor_overrides, "n_resamples": n_resamples}
+        _run(evaluation, synthetic_images, real_filter, say, overrides)
     except Exception as error:
         evaluation.status = EvaluationStatus.FAILED
         evaluation.error = str(error) if isinstance(error, EvaluationError) else repr(error)
@@ -188,10 +199,7 @@ def evaluate(
     return evaluation
 
 
-def _run(evaluation, synthetic_images, real_filter, say, overrides) -> None:
-    lookups = parse_real_filter(real_filter)
-    real_rows = list(Image.objects.filter(truth=Truth.REAL, **lookups).order_by("id"))
-    synthetic_rows = list(synthetic_images.order_by("id"))
+def _check_counts(real_rows: list, synthetic_rows: list, real_filter: str) -> None:
     if len(synthetic_rows) < MIN_SYNTHETIC:
         raise EvaluationError(
             f"the evaluation needs at least {MIN_SYNTHETIC} synthetic images, got "
@@ -203,6 +211,14 @@ def _run(evaluation, synthetic_images, real_filter, say, overrides) -> None:
             f"{real_filter or '(no filter)'!r} ({MIN_REAL // 2} to train the feature extractor "
             f"on, {MIN_REAL // 2} held out), got {len(real_rows)}"
         )
+
+
+def _run(evaluation, synthetic_images, real_filter, say, overrides) -> None:
+    n_resamples = overrides.pop("n_resamples")
+    lookups = parse_real_filter(real_filter)
+    real_rows = list(Image.objects.filter(truth=Truth.REAL, **lookups).order_by("id"))
+    synthetic_rows = list(synthetic_images.order_by("id"))
+    _check_counts(real_rows, synthetic_rows, real_filter)
     say("loading images")
     pixels = {row.pk: load_pixels(row) for row in real_rows}
     synthetic = [load_pixels(row) for row in synthetic_rows]
@@ -218,7 +234,12 @@ def _run(evaluation, synthetic_images, real_filter, say, overrides) -> None:
     )
     held_out = [pixels[i] for i in held_ids]
     say("fidelity figures")
-    quality = compare_sets(held_out, synthetic, extractor)
+    quality = compare_sets(held_out, synthetic, extractor, n_resamples=n_resamples)
+    display = None
+    study = presenting_study(evaluation)
+    if study is not None:
+        held_rows = [by_id[i] for i in held_ids]
+        display = display_quality(study, held_rows, synthetic_rows, extractor, n_resamples)
     say("memorization")
     all_ids = sorted(pixels)
     memorization = find_memorized(synthetic, [pixels[i] for i in all_ids], extractor)
@@ -236,13 +257,68 @@ def _run(evaluation, synthetic_images, real_filter, say, overrides) -> None:
         "observer": to_jsonable(observer),
         "real_split": {"extractor": len(train_ids), "held_out": len(held_ids)},
     }
-    evaluation.flagged_count = memorization.n_flagged
-    evaluation.n_synthetic = len(synthetic_rows)
-    evaluation.n_real = len(real_rows)
+    if display is not None:
+        evaluation.report["quality_display"] = display
+    _finish(evaluation, memorization.n_flagged, len(synthetic_rows), len(real_rows))
+
+
+def _finish(evaluation, n_flagged: int, n_synthetic: int, n_real: int) -> None:
+    evaluation.flagged_count = n_flagged
+    evaluation.n_synthetic = n_synthetic
+    evaluation.n_real = n_real
     evaluation.status = EvaluationStatus.SUCCEEDED
     evaluation.finished_at = timezone.now()
     evaluation.error = ""
     evaluation.save()
+
+
+def presenting_study(evaluation: QualityEvaluation):
+    """The study whose presentation the images are also measured at: the evaluated study, or
+    the study a generation job adds its images to; None for a model."""
+    if evaluation.study_id:
+        return evaluation.study
+    job = evaluation.generation_job
+    return job.study if job is not None and job.study_id else None
+
+
+def presented_pixels(study, images: list[Image]) -> list[np.ndarray]:
+    """Each image as the study presents it (its presentation profile, the study's CT window), as
+    a 2-D uint8 array: the pixels of the derivative a reader would receive."""
+    from readerstudy.services.presentation import (
+        image_profile,
+        profile_of,
+        render_image,
+        resolve_profile,
+    )
+
+    stored = profile_of(study)
+    base = resolve_profile(study, stored)
+    out = []
+    for image in images:
+        png = render_image(image, image_profile(base, image, stored.window()))
+        with PILImage.open(io.BytesIO(png)) as opened:
+            out.append(np.asarray(opened.convert("L"), dtype=np.uint8).copy())
+    return out
+
+
+def display_quality(study, real_rows, synthetic_rows, extractor, n_resamples: int) -> dict:
+    """``compare_sets`` of the held-out real and the synthetic images at the study's display
+    profile, with the profile's parameters (as JSON); ``not_defined`` says why when an image
+    cannot be presented."""
+    from dataclasses import asdict
+
+    from pool.imaging.pipeline import PresentationError
+    from readerstudy.services.presentation import resolve_profile
+
+    profile = resolve_profile(study)
+    described = {**asdict(profile), "key": profile.key(), "study": study.public_id}
+    try:
+        real, synthetic = (presented_pixels(study, rows) for rows in (real_rows, synthetic_rows))
+    except (PresentationError, OSError) as error:  # the model-resolution figures still stand
+        return {"not_defined": f"the images cannot be presented: {error}", "profile": described}
+    report = compare_sets(real, synthetic, extractor, n_resamples=n_resamples).to_jsonable()
+    report["profile"] = described
+    return report
 
 
 def evaluate_job_after_generation(job_pk: int) -> QualityEvaluation | None:
@@ -275,4 +351,3 @@ def publish_evaluation(job_pk: int) -> None:
         evaluate_generation_job.delay(job_pk=job_pk)
     except Exception:  # the broker is down: the evaluation can be run by hand
         logger.exception("could not enqueue the quality evaluation of job %s", job_pk)
-

@@ -2,8 +2,11 @@
 
 - :func:`train_feature_extractor` / :class:`FeatureExtractor` (``features``, ``save``, ``load``,
   ``torchmetrics_module``): the project's own feature network, identified by its weights' SHA-256.
+  Its features: the learned bottleneck, a realness logit (trained against noise, blank, blurred
+  and scrambled images: ``negatives``) and low-level statistics (``lowlevel``).
 - :func:`compare_sets` -> :class:`QualityReport`: Fréchet distance, KID, precision, recall,
-  density, coverage and MS-SSIM diversity, each beside its real-vs-real baseline.
+  density, coverage and MS-SSIM diversity, each beside its real-vs-real baseline, the first six
+  and their baselines with bootstrap intervals (``bootstrap``).
 - :func:`find_memorized` -> :class:`MemorizationReport`: nearest training image of every synthetic
   image by features and by pixel correlation; flags against thresholds calibrated on the real set.
 - :func:`machine_observer` -> :class:`ObserverResult`: held-out AUC of a real-vs-synthetic

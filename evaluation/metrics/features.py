@@ -55,13 +55,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluation.metrics import lowlevel
 from evaluation.metrics.images import Images, as_image_list, stack_resized, to_unit_tensor
+from evaluation.metrics.negatives import make_negatives
 
 KIND = "spotthefake-feature-extractor"
 FORMAT = 1
-ARCHITECTURE = "cnn-autoencoder-classifier/1"
+ARCHITECTURE = "cnn-autoencoder-classifier-realness+low-level/2"
 MARKER = "extractor.json"
 WEIGHTS = "weights.safetensors"
+REALNESS_WEIGHT = 0.1
 
 
 class ExtractorError(ValueError):
@@ -74,6 +77,8 @@ class ExtractorConfig:
     width: int = 16
     feature_dim: int = 64
     n_classes: int = 0
+    negatives: bool = True
+    low_level: bool = True
 
     def __post_init__(self) -> None:
         size = self.input_size
@@ -90,11 +95,17 @@ class ExtractorConfig:
     def channels(self, level: int) -> int:
         return self.width * 2 ** min(level, 2)
 
+    @property
+    def output_dim(self) -> int:
+        """Features given out: the bottleneck, the realness logit, the low-level statistics."""
+        extra = lowlevel.dimension(self.input_size) if self.low_level else 0
+        return self.feature_dim + int(self.negatives) + extra
+
 
 class _Network(nn.Module):
     # Buffers (register_buffer below): declared so they read as tensors, not as Module | Tensor.
     feature_mean: torch.Tensor
-    feature_std: torch.Tensor
+    feature_transform: torch.Tensor
 
     def __init__(self, config: ExtractorConfig):
         super().__init__()
@@ -121,8 +132,9 @@ class _Network(nn.Module):
         decoder += [nn.Conv2d(ch_in, 1, 3, padding=1)]
         self.decoder = nn.Sequential(*decoder)
         self.classifier = nn.Linear(config.feature_dim, max(config.n_classes, 1))
-        self.register_buffer("feature_mean", torch.zeros(config.feature_dim))
-        self.register_buffer("feature_std", torch.ones(config.feature_dim))
+        self.realness = nn.Linear(config.feature_dim, 1)
+        self.register_buffer("feature_mean", torch.zeros(config.output_dim))
+        self.register_buffer("feature_transform", torch.eye(config.output_dim))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Raw (unstandardised) bottleneck of (n, 1, s, s) inputs in [0, 1]."""
@@ -132,6 +144,16 @@ class _Network(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.from_features(z)).view(-1, self.top_channels, 4, 4)
         return torch.sigmoid(self.decoder(h))
+
+    def raw_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Unstandardised output features (float64) of (n, 1, s, s) inputs in [0, 1]."""
+        z = self.encode(x)
+        parts = [z.double()]
+        if self.config.negatives:
+            parts.append(self.realness(z).double())
+        if self.config.low_level:
+            parts.append(lowlevel.statistics(x))
+        return torch.cat(parts, dim=1)
 
 
 class FeatureModule(nn.Module):
@@ -144,15 +166,14 @@ class FeatureModule(nn.Module):
     def __init__(self, network: _Network):
         super().__init__()
         self.network = network
-        self.num_features = network.config.feature_dim
+        self.num_features = network.config.output_dim
 
     @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         x = to_unit_tensor(batch, self.network.config.input_size)
-        raw = self.network.encode(x).double()
+        raw = self.network.raw_features(x)
         mean = self.network.feature_mean.double()
-        std = self.network.feature_std.double()
-        return (raw - mean) / std
+        return (raw - mean) @ self.network.feature_transform.double()
 
 
 def _state_bytes(network: _Network) -> bytes:
@@ -196,7 +217,9 @@ class FeatureExtractor:
 
     @property
     def feature_dim(self) -> int:
-        return self.config.feature_dim
+        """Width of :meth:`features`: the learned bottleneck (``config.feature_dim``), the
+        realness logit and the low-level statistics."""
+        return self.config.output_dim
 
     @property
     def identity(self) -> str:
@@ -217,15 +240,22 @@ class FeatureExtractor:
         }
 
     # ------------------------------------------------------------------------- features
-    def features(self, images: Images, *, batch_size: int = 64) -> np.ndarray:
-        """Standardised features, float64 array (n, feature_dim). An empty input gives (0, d)."""
+    def features(
+        self, images: Images, *, batch_size: int = 64, learned_only: bool = False
+    ) -> np.ndarray:
+        """Standardised features, float64 array (n, feature_dim). An empty input gives (0, d).
+
+        ``learned_only``: the learned bottleneck alone, (n, config.feature_dim): what an image
+        shows rather than how its pixels are made (the memorization check's measure).
+        """
         items = as_image_list(images)
         module = self.torchmetrics_module()
         out = [np.zeros((0, self.feature_dim))]
         for start in range(0, len(items), batch_size):
             batch = stack_resized(items[start : start + batch_size], self.config.input_size)
             out.append(module(batch).numpy())
-        return np.concatenate(out)
+        features = np.concatenate(out)
+        return features[:, : self.config.feature_dim] if learned_only else features
 
     def seen(self, images: Images) -> np.ndarray:
         """Boolean per image: was this exact image (pixels and shape) used to train the extractor?"""
@@ -344,39 +374,41 @@ def train_feature_extractor(
     learning_rate: float = 2e-3,
     max_shift: int = 2,
     version: str | None = None,
+    negatives: bool = True,
+    low_level: bool = True,
 ) -> FeatureExtractor:
     """Train the extractor on real images (uint8 grey) and their finding labels (or None).
 
     Deterministic for a given seed, thread count and torch build (bit-identical weights, hence the
     same SHA-256; another thread count changes the order of floating-point sums). The global torch
-    RNG is left untouched. With no labels, or a
-    single finding, only the reconstruction objective is used. Raises ``ValueError`` for fewer than
-    two images or labels that do not match the images.
+    RNG is left untouched. With no labels, or a single finding, no classification objective is
+    used. ``negatives`` adds the realness objective (real images against noise, blank, blurred and
+    scrambled ones made from each batch); ``low_level`` appends the low-level statistics to the
+    features. Raises ``ValueError`` for fewer than two images or labels that do not match.
     """
     items = as_image_list(images, "training images")
     _check_inputs(len(items), epochs)
     labels, classes, targets = _targets(labels, len(items))
     config = ExtractorConfig(
-        input_size=input_size, width=width, feature_dim=feature_dim, n_classes=len(classes)
-    )
+        input_size=input_size, width=width, feature_dim=feature_dim, n_classes=len(classes),
+        negatives=negatives, low_level=low_level,
+    )  # fmt: skip
     x = stack_resized(items, input_size)
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed) if negatives else None
         network = _Network(config)
         optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
         network.train()
-        history = [
-            _epoch(network, optimizer, x, targets, rng, batch_size, max_shift)
-            for _epoch_number in range(epochs)
-        ]
+        step = _Step(network, optimizer, targets, generator)
+        history = [_epoch(step, x, rng, batch_size, max_shift) for _epoch_number in range(epochs)]
         network.eval()
         _standardise(network, x)
     training = {
         "n_images": len(items), "epochs": epochs, "seed": seed, "batch_size": batch_size,
         "learning_rate": learning_rate, "max_shift": max_shift,
-        "objective": "reconstruction + finding classification" if targets is not None
-        else "reconstruction",
+        "objective": _objective(targets is not None, negatives),
         "label_counts": {c: labels.count(c) for c in classes} if targets is not None else {},
         "loss_per_epoch": history,
     }  # fmt: skip
@@ -387,6 +419,15 @@ def train_feature_extractor(
         training=training,
         training_fingerprints=(fingerprint(image) for image in items),
     )
+
+
+def _objective(findings: bool, negatives: bool) -> str:
+    parts = ["reconstruction"]
+    if findings:
+        parts.append("finding classification")
+    if negatives:
+        parts.append("realness against noise, blank, blurred and scrambled images")
+    return " + ".join(parts)
 
 
 def _check_inputs(n_images: int, epochs: int) -> None:
@@ -410,32 +451,84 @@ def _targets(labels: Sequence[str] | None, n_images: int):
     return labels, classes, torch.tensor([index[label] for label in labels])
 
 
-def _epoch(network, optimizer, x, targets, rng, batch_size: int, max_shift: int) -> float:
+@dataclass
+class _Step:
+    """One optimisation step on a batch: the losses of every objective, summed."""
+
+    network: _Network
+    optimizer: torch.optim.Optimizer
+    targets: torch.Tensor | None
+    generator: torch.Generator | None
+
+    def __call__(self, batch: torch.Tensor, idx: torch.Tensor) -> float:
+        network = self.network
+        z = network.encode(batch)
+        loss = F.mse_loss(network.decode(z), batch)
+        if self.targets is not None:
+            loss = loss + 0.1 * F.cross_entropy(network.classifier(z), self.targets[idx])
+        if self.generator is not None:
+            fake = network.encode(make_negatives(batch, self.generator))
+            logits = network.realness(torch.cat([z, fake]))[:, 0]
+            truth = torch.cat([torch.ones(len(z)), torch.zeros(len(fake))])
+            loss = loss + REALNESS_WEIGHT * F.binary_cross_entropy_with_logits(logits, truth)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
+def _epoch(step: _Step, x, rng, batch_size: int, max_shift: int) -> float:
     """One pass over the images in a random order; the mean loss per image, rounded."""
     order = torch.from_numpy(rng.permutation(len(x)))
     total, count = 0.0, 0
     for start in range(0, len(x), batch_size):
         idx = order[start : start + batch_size]
-        batch = _shift(x[idx], max_shift, rng)
-        z = network.encode(batch)
-        loss = F.mse_loss(network.decode(z), batch)
-        if targets is not None:
-            loss = loss + 0.1 * F.cross_entropy(network.classifier(z), targets[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * len(idx)
+        total += step(_shift(x[idx], max_shift, rng), idx) * len(idx)
         count += len(idx)
     return round(total / count, 6)
 
 
 def _standardise(network, x) -> None:
-    """Store the mean and spread of the training features, so features come out standardised."""
+    """Store the mean of the training images' features and the linear map that standardises
+    them: each learned feature divided by its spread; the low-level statistics whitened together
+    (Ledoit-Wolf shrunk correlation), because what gives a blurred image away is a combination,
+    such as the fall of power from one band to the next, that varies little among real images
+    while each band alone varies a lot. Each group is then scaled by 1 / sqrt(its width)."""
     with torch.no_grad():
-        raw = torch.cat([network.encode(x[s : s + 256]) for s in range(0, len(x), 256)])
+        raw = torch.cat([network.raw_features(x[s : s + 256]) for s in range(0, len(x), 256)])
+    raw = raw.double()
     std = raw.std(dim=0)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    transform = torch.diag(1.0 / std)
+    config = network.config
+    if config.low_level and len(raw) > 2:
+        start = config.output_dim - lowlevel.dimension(config.input_size)
+        scaled = ((raw - raw.mean(dim=0)) / std)[:, start:]
+        transform[start:, start:] = torch.diag(1.0 / std[start:]) @ _whitening(scaled)
     network.feature_mean.copy_(raw.mean(dim=0))
-    network.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+    network.feature_transform.copy_(transform / _group_scale(config)[None, :])
+
+
+def _whitening(scaled: torch.Tensor) -> torch.Tensor:
+    """Symmetric inverse square root of the Ledoit-Wolf shrunk covariance of ``scaled``."""
+    from sklearn.covariance import ledoit_wolf
+
+    covariance, _shrinkage = ledoit_wolf(scaled.numpy(), assume_centered=True)
+    values, vectors = np.linalg.eigh(covariance)
+    root = (vectors / np.sqrt(np.clip(values, 1e-6, None))) @ vectors.T
+    return torch.from_numpy(root)
+
+
+def _group_scale(config: ExtractorConfig) -> torch.Tensor:
+    """sqrt(width of its group) per feature: each group (bottleneck, realness, low-level
+    statistics) then weighs the same in a distance, however many features it has; otherwise the
+    64 learned features would drown a blurred image's few telling statistics."""
+    widths = [config.feature_dim]
+    if config.negatives:
+        widths.append(1)
+    if config.low_level:
+        widths.append(lowlevel.dimension(config.input_size))
+    return torch.cat([torch.full((w,), float(w) ** 0.5, dtype=torch.float64) for w in widths])
 
 
 def _shift(batch: torch.Tensor, max_shift: int, rng: np.random.Generator) -> torch.Tensor:

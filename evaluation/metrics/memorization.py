@@ -2,7 +2,9 @@
 
 For every synthetic image two nearest training images are found:
 
-- by **feature distance**: Euclidean distance between the extractor's standardised features;
+- by **feature distance**: Euclidean distance between the extractor's standardised learned
+  features (``learned_only``: the low-level statistics describe how pixels are made, which the
+  pixel correlation already measures, and would make the two tests agree by chance together);
 - by **pixel correlation**: Pearson correlation of the images downsampled (antialiased bilinear,
   centre-cropped) to ``pixel_size`` (64 px by default). An image with constant pixels has no
   correlation with anything; it is given 0.
@@ -203,12 +205,12 @@ def find_memorized(
     )
     if reason:
         return MemorizationReport((), None, None, n_calibration=0, not_defined=reason, **base)
-    train_f = extractor.features(training_items)
+    train_f = extractor.features(training_items, learned_only=True)
     train_p = pixel_vectors(training_items, pixel_size)
     if use_reference:
         keep = ~np.isin(reference_groups, train_groups)
         kept = [image for image, k in zip(reference_items, keep) if k]
-        ref_f, ref_p = extractor.features(kept), pixel_vectors(kept, pixel_size)
+        ref_f, ref_p = extractor.features(kept, learned_only=True), pixel_vectors(kept, pixel_size)
         nn_dist, _, nn_corr, _ = _nearest(ref_f, ref_p, train_f, train_p)
     else:
         nn_dist, _, nn_corr, _ = _nearest(
@@ -220,7 +222,7 @@ def find_memorized(
         float(np.percentile(nn_corr[usable], correlation_percentile, method="higher")),
     )
     notes = _notes(extractor, training_items, reference_items, in_training)
-    synth_f = extractor.features(synthetic_items)
+    synth_f = extractor.features(synthetic_items, learned_only=True)
     synth_p = pixel_vectors(synthetic_items, pixel_size)
     matches = _matches(*_nearest(synth_f, synth_p, train_f, train_p), *thresholds)
     return MemorizationReport(

@@ -1,6 +1,8 @@
 """The machine observer: can a classifier tell the synthetic images from the real ones?
 
-Logistic regression (L2, ``C=1``, on standardised extractor features) is fitted on a stratified
+Logistic regression (L2, ``C=1``, on the extractor's standardised learned features; the
+low-level statistics are left out: with them, two identical sets split at random gave an AUC of
+0.29 on the test phantoms, the classifier remembering each image's exact statistics) is fitted on a stratified
 training split and scored on the held-out images (30% of each class by default, seeded). The
 result is the held-out AUC (synthetic = positive class, Mann-Whitney with ties counting one half)
 with a DeLong 95% interval (normal approximation, clipped to [0, 1]) and the held-out accuracy at
@@ -111,7 +113,10 @@ def machine_observer(
 ) -> ObserverResult:
     """Real vs synthetic on the extractor's features of uint8 grey images (see module doc)."""
     result = machine_observer_from_features(
-        extractor.features(real), extractor.features(synthetic), held_out=held_out, seed=seed
+        extractor.features(real, learned_only=True),
+        extractor.features(synthetic, learned_only=True),
+        held_out=held_out,
+        seed=seed,
     )
     return ObserverResult(
         **{

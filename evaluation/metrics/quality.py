@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.metrics import bootstrap
 from evaluation.metrics.distances import frechet_distance, kernel_distance
 from evaluation.metrics.diversity import MAX_SIZE, ms_ssim_diversity
 from evaluation.metrics.features import FeatureExtractor
@@ -42,6 +43,7 @@ from readerstudy.analysis import Estimate, NotDefined, Value, to_jsonable
 
 SCHEMA = "spotthefake.evaluation.quality/1"
 POINT = "point estimate"
+DEFAULT_RESAMPLES = 200
 MIN_REAL = 4
 
 #: name -> (label, which direction is better, description)
@@ -157,9 +159,12 @@ def compare_sets(
     kid_subsets: int = 100,
     diversity_pairs: int = 100,
     progress: Callable[[str, int, int], None] | None = None,
+    n_resamples: int = DEFAULT_RESAMPLES,
 ) -> QualityReport:
     """Fidelity figures of ``synthetic`` against ``real`` (uint8 grey images), each with its
-    real-vs-real baseline. ``progress(step, done, total)`` is called after each step."""
+    real-vs-real baseline. ``progress(step, done, total)`` is called after each step.
+    ``n_resamples`` > 0 gives the Fréchet distance, KID and precision/recall/density/coverage
+    (and their baselines) a 95% percentile bootstrap interval (seeded by ``seed``)."""
     real_items = as_image_list(real, "real images")
     synthetic_items = as_image_list(synthetic, "synthetic images")
     reference_idx, other_idx, synthetic_idx = _split(
@@ -178,7 +183,7 @@ def compare_sets(
     f_other = extractor.features(other)
     f_fake = extractor.features(fake)
     tick("features")
-    figures = _Figures(f_ref, f_fake, f_other, k=k, seed=seed, tick=tick)
+    figures = _Figures(f_ref, f_fake, f_other, k=k, seed=seed, tick=tick, resamples=n_resamples)
     values = figures.compute(fake, other, kid_subset_size, kid_subsets, diversity_pairs)
     values = _undefined_when_too_few(values, len(real_items), len(synthetic_items))
     metrics = tuple(
@@ -269,38 +274,89 @@ class _Figures:
     k: int
     seed: int
     tick: Callable[[str], None]
+    resamples: int = 0
 
     def compute(self, fake, other, kid_subset_size, kid_subsets, diversity_pairs) -> dict:
-        f_ref, f_fake, f_other, seed = self.f_ref, self.f_fake, self.f_other, self.seed
+        f_ref, seed = self.f_ref, self.seed
         values: dict[str, Any] = {}
-        values["frechet_distance"] = _both(
-            f_fake,
-            f_other,
+        values["frechet_distance"] = self._both(
             lambda f: _point(frechet_distance(f_ref, f), len(f), f"{f_ref.shape[1]} features"),
+            bootstrap.frechet_interval,
+            figure=0,
         )
         self.tick("frechet_distance")
-        values["kid"] = _both(
-            f_fake, f_other, lambda f: _kid(f_ref, f, kid_subset_size, kid_subsets, seed)
+        values["kid"] = self._both(
+            lambda f: _kid(f_ref, f, kid_subset_size, kid_subsets, seed),
+            bootstrap.kid_interval,
+            figure=1,
         )
         self.tick("kid")
-        values.update(_prdc_values(f_ref, f_fake, f_other, self.k))
+        values.update(self._prdc())
         self.tick("prdc")
         values["ms_ssim_diversity"] = _diversity_values(fake, other, diversity_pairs, seed)
         self.tick("ms_ssim_diversity")
         return values
 
+    def _both(self, compute: Callable[[np.ndarray], Value], interval, figure: int):
+        """(synthetic figure, real baseline figure), each with its interval where defined."""
+        out: list[Value] = []
+        for slot, features in enumerate((self.f_fake, self.f_other)):
+            try:
+                value = compute(features)
+            except InsufficientData as exc:
+                out.append(NotDefined(str(exc)))
+                continue
+            if self.resamples > 0 and isinstance(value, Estimate):
+                found = interval(
+                    self.f_ref,
+                    features,
+                    estimate=value.estimate,
+                    n_resamples=self.resamples,
+                    seed=(self.seed, figure, slot),
+                )
+                value = _with_interval(value, found)
+            out.append(value)
+        return out[0], out[1]
 
-def _both(
-    f_fake: np.ndarray, f_other: np.ndarray, compute: Callable[[np.ndarray], Value]
-) -> tuple[Value, Value]:
-    """(synthetic figure, real baseline figure); a set too small gets NotDefined with why."""
-    out = []
-    for features in (f_fake, f_other):
-        try:
-            out.append(compute(features))
-        except InsufficientData as exc:
-            out.append(NotDefined(str(exc)))
-    return out[0], out[1]
+    def _prdc(self) -> dict:
+        f_ref, k = self.f_ref, self.k
+        values: dict[str, list[Value | None]] = {name: [None, None] for name in PRDC_NAMES}
+        for slot, features in enumerate((self.f_fake, self.f_other)):
+            try:
+                result = prdc(f_ref, features, k=k)
+            except InsufficientData as exc:
+                for name in PRDC_NAMES:
+                    values[name][slot] = NotDefined(str(exc))
+                continue
+            intervals = {}
+            if self.resamples > 0:
+                intervals = bootstrap.prdc_intervals(
+                    f_ref,
+                    features,
+                    k=k,
+                    estimates={name: getattr(result, name) for name in PRDC_NAMES},
+                    n_resamples=self.resamples,
+                    seed=(self.seed, 2, slot),
+                )
+            note = f"k = {k}, {len(f_ref)} reference images"
+            for name in PRDC_NAMES:
+                value = _point(getattr(result, name), len(features), note)
+                values[name][slot] = (
+                    _with_interval(value, intervals[name]) if name in intervals else value
+                )
+        return values
+
+
+PRDC_NAMES = ("precision", "recall", "density", "coverage")
+
+
+def _with_interval(value: Estimate, interval: bootstrap.Interval) -> Estimate:
+    if interval.low is None:
+        note = "; ".join(filter(None, [value.note, "too few images for a bootstrap interval"]))
+        return Estimate(value.estimate, None, None, value.n, POINT, note=note)
+    return Estimate(
+        value.estimate, interval.low, interval.high, value.n, interval.method, note=value.note
+    )
 
 
 def _kid(f_ref: np.ndarray, f: np.ndarray, subset_size, n_subsets: int, seed: int) -> Value:
@@ -311,23 +367,6 @@ def _kid(f_ref: np.ndarray, f: np.ndarray, subset_size, n_subsets: int, seed: in
         len(f),
         f"mean over {result.n_subsets} subsets of {result.subset_size}; sd {result.std:.3g}",
     )
-
-
-def _prdc_values(f_ref: np.ndarray, f_fake: np.ndarray, f_other: np.ndarray, k: int) -> dict:
-    values: dict[str, list[Value | None]] = {}
-    for features, slot in ((f_fake, 0), (f_other, 1)):
-        try:
-            result = prdc(f_ref, features, k=k)
-        except InsufficientData as exc:
-            for name in ("precision", "recall", "density", "coverage"):
-                values.setdefault(name, [None, None])[slot] = NotDefined(str(exc))
-            continue
-        note = f"k = {k}, {len(f_ref)} reference images"
-        for name in ("precision", "recall", "density", "coverage"):
-            values.setdefault(name, [None, None])[slot] = _point(
-                getattr(result, name), len(features), note
-            )
-    return values
 
 
 def _diversity_values(

@@ -46,3 +46,23 @@ def labelled_pool(n: int, size: int = 64, *, seed: int = 0) -> tuple[np.ndarray,
     images = np.empty((n, size, size), np.uint8)
     images[0::2], images[1::2] = normal, opacity
     return images, ["normal" if i % 2 == 0 else "opacity" for i in range(n)]
+
+
+def white_noise(n: int, size: int = 64, *, seed: int = 0) -> np.ndarray:
+    """(n, size, size) uint8 uniform white noise over the whole 0-255 range."""
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size), dtype=np.uint8)
+
+
+def blank(n: int, size: int = 64, *, seed: int = 0) -> np.ndarray:
+    """(n, size, size) uint8 constant images, one grey level each (drawn from 40-200, the range
+    of the phantoms' own mean brightness and around it)."""
+    levels = np.random.default_rng(seed).integers(40, 201, n)
+    return np.broadcast_to(levels[:, None, None], (n, size, size)).astype(np.uint8)
+
+
+def blurred(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Each image under a Gaussian blur of ``sigma`` pixels (edges reflected)."""
+    from scipy.ndimage import gaussian_filter
+
+    out = [gaussian_filter(image.astype(np.float64), sigma, mode="reflect") for image in images]
+    return np.clip(np.rint(np.stack(out)), 0, 255).astype(np.uint8)

@@ -13,6 +13,7 @@ from evaluation.metrics import (
     FeatureExtractor,
     frechet_distance,
     kernel_distance,
+    lowlevel,
     train_feature_extractor,
 )
 from evaluation.metrics.features import MARKER, WEIGHTS
@@ -45,13 +46,19 @@ def test_it_trains_on_reconstruction_alone_without_two_findings():
             xray_like(8, 32), ["normal"] * 8, epochs=1, input_size=16, feature_dim=8, width=4
         ),
     ):
-        assert extractor.training["objective"] == "reconstruction"
+        assert "finding classification" not in extractor.training["objective"]
+        assert extractor.training["objective"].startswith("reconstruction + realness")
         assert extractor.classes == ()
-        assert extractor.features(xray_like(3, 32)).shape == (3, 8)
+        # 8 learned features, the realness logit and the low-level statistics of 16 px inputs
+        assert extractor.config.feature_dim == 8
+        assert extractor.features(xray_like(3, 32)).shape == (3, 8 + 1 + lowlevel.dimension(16))
 
 
 def test_it_records_the_finding_objective_and_label_counts(extractor):
-    assert extractor.training["objective"] == "reconstruction + finding classification"
+    assert extractor.training["objective"] == (
+        "reconstruction + finding classification"
+        " + realness against noise, blank, blurred and scrambled images"
+    )
     assert extractor.training["label_counts"] == {"normal": 48, "opacity": 48}
     assert extractor.classes == ("normal", "opacity")
     assert extractor.identity.startswith("test-extractor (weights sha256 ")

@@ -3,9 +3,15 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from evaluation.quality import EvaluationError, evaluate
+from evaluation.quality import DEFAULT_RESAMPLES, EvaluationError, evaluate
 
-STEPS = ["loading images", "feature extractor", "fidelity figures", "memorization", "machine observer"]
+STEPS = [
+    "loading images",
+    "feature extractor",
+    "fidelity figures",
+    "memorization",
+    "machine observer",
+]
 
 
 def _fmt(slot) -> str:
@@ -25,8 +31,14 @@ class Command(BaseCommand):
         parser.add_argument("--real", default="", help="e.g. modality=CXR,finding=normal")
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument("--input-size", type=int, default=None)
+        parser.add_argument(
+            "--resamples",
+            type=int,
+            default=DEFAULT_RESAMPLES,
+            help="bootstrap resamples of each 95%% interval (0: point estimates only)",
+        )
 
-    def handle(self, *args, synthetic, real, epochs, input_size, **options):
+    def handle(self, *args, synthetic, real, epochs, input_size, resamples=None, **options):
         bar = tqdm(total=len(STEPS), desc="evaluate", unit="step", file=self.stderr._out)
 
         def progress(step: str) -> None:
@@ -36,7 +48,12 @@ class Command(BaseCommand):
 
         try:
             evaluation = evaluate(
-                synthetic, real, progress=progress, epochs=epochs, input_size=input_size
+                synthetic,
+                real,
+                progress=progress,
+                epochs=epochs,
+                input_size=input_size,
+                n_resamples=DEFAULT_RESAMPLES if resamples is None else resamples,
             )
         except EvaluationError as error:
             raise CommandError(str(error)) from None
@@ -49,11 +66,9 @@ class Command(BaseCommand):
             f"Quality evaluation #{evaluation.pk}: {evaluation.n_synthetic} synthetic vs "
             f"{evaluation.n_real} real images, extractor {evaluation.extractor}"
         )
-        for metric in report["quality"]["metrics"]:
-            out.write(
-                f"  {metric['label']:<18} {_fmt(metric['value'])}   real-vs-real baseline "
-                f"{_fmt(metric['baseline'])}"
-            )
+        self._figures(report["quality"], "at the model's resolution")
+        if "quality_display" in report:
+            self._figures(report["quality_display"], "at the study's display profile")
         observer = report["observer"]
         out.write(f"  Machine observer AUC {_fmt(observer['auc'])}")
         memo = report["memorization"]
@@ -70,3 +85,11 @@ class Command(BaseCommand):
             out.write("  Memorization: no synthetic image flagged")
         for note in report["quality"].get("notes", []):
             out.write(f"  note: {note}")
+
+    def _figures(self, quality: dict, where: str) -> None:
+        self.stdout.write(f"  Fidelity {where} (95% bootstrap intervals in brackets):")
+        for metric in quality["metrics"]:
+            self.stdout.write(
+                f"  {metric['label']:<18} {_fmt(metric['value'])}   real-vs-real baseline "
+                f"{_fmt(metric['baseline'])}"
+            )
