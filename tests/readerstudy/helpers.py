@@ -4,12 +4,11 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from django.conf import settings
-
 from pool.models import Truth
 from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase
 from readerstudy.services.studies import open_study
 from tests.factories import ImageFactory, StudyFactory
+from tests.sessions import session_queries  # noqa: F401 - for the reading tests
 
 TOKEN_IN_URL = re.compile(r"/read/([A-Za-z0-9_-]+)/")
 
@@ -70,8 +69,3 @@ def answer_payload(answer="real", confidence=None, comment="", client_ms="1234")
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
-
-def session_queries() -> int:
-    """The session's own query on each request: none when sessions are read from Redis
-    (access.sessions, the setting with REDIS_URL), one when they live in the database only."""
-    return 0 if settings.SESSION_ENGINE == "access.sessions" else 1
