@@ -22,4 +22,5 @@ RUN pip install --no-cache-dir . \
 USER spotthefake
 EXPOSE 8000
 # Plain HTTP inside the compose network only; the TLS-terminating proxy is the way in.
-CMD ["gunicorn", "spotthefake.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# Port, workers (WEB_WORKERS) and timeout: gunicorn.conf.py.
+CMD ["gunicorn", "spotthefake.wsgi"]

@@ -7,7 +7,7 @@
 Without --url it creates a scratch database `spotthefake_bench_<pid>` on the PostgreSQL server
 DATABASE_URL names (never that database itself), builds a study of `--cases` real-looking chest
 X-rays (512 px display derivatives of the bundled sample) with `--readers` readers, collects the
-static files and starts `gunicorn --workers W` on it. With --url it uses a running server whose
+static files and starts `gunicorn --workers W` on it (sessions in REDIS_URL's Redis if set). With --url it uses a running server whose
 study and reader accounts (bench-reader-1..N, --password) exist already.
 
 Each simulated reader (one thread, its own session) logs in (the logins ramped over `--ramp`
@@ -18,8 +18,10 @@ Each loop also requests /healthz, a trivial endpoint, so that every figure can b
 the floor of this machine in the same run.
 
 It prints per request type: count, errors, p50 / p95 / p99 (ms) and p50 / trivial p50; the
-throughput; then checks in the database that every acknowledged answer is stored exactly once
-with the answer sent. A benchmark, not a test; figures on a shared machine are noisy.
+throughput; the CPU gunicorn spent per request once every reader had logged in (less swayed by
+other work on the machine than the latencies); then checks in the database that every
+acknowledged answer is stored exactly once with the answer sent. A benchmark, not a test;
+figures on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -151,10 +153,14 @@ def _free_port() -> int:
 
 
 def _start_gunicorn(environ: dict[str, str], workers: int, port: int) -> subprocess.Popen:
+    """gunicorn with the project's gunicorn.conf.py, on this port with this many workers. With
+    REDIS_URL set, it reads sessions from that Redis as production does (access.sessions); the
+    set-up above ran without it, so no task of the scratch study is queued there."""
+    redis = os.environ.get("REDIS_URL")
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "spotthefake.wsgi", "--workers", str(workers),
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env=environ,
+        cwd=ROOT, env={**environ, "REDIS_URL": redis} if redis else environ,
     )  # fmt: skip
 
 
@@ -170,6 +176,21 @@ def _wait_ready(url: str) -> None:
     sys.exit("gunicorn did not start")
 
 
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of gunicorn's master and workers so far (Linux /proc): a
+    figure that other work on a shared machine does not inflate the way it does latencies."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that just ended
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # the master, or its child
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 # ------------------------------------------------------------------------------ readers
 @dataclass
 class Results:
@@ -177,6 +198,18 @@ class Results:
     errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     acknowledged: dict[str, str] = field(default_factory=dict)  # slot token -> answer
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Server CPU once every reader has logged in (password hashing is deliberately slow and
+    # would swamp the reading figures), and the requests finished after that.
+    server_pid: int | None = None
+    logged_in: int = 0
+    reading_since: tuple[float, float] | None = None  # (monotonic time, server CPU seconds)
+    reading_requests: int = 0
+
+    def log_in_done(self, readers: int) -> None:
+        with self.lock:
+            self.logged_in += 1
+            if self.logged_in == readers and self.server_pid is not None:
+                self.reading_since = (time.monotonic(), server_cpu_s(self.server_pid))
 
     def timed(self, kind: str, session, method: str, url: str, ok=(200,), **options):
         """One request, timed; the response, or None (counted as an error of `kind`)."""
@@ -190,6 +223,7 @@ class Results:
         elapsed = (time.perf_counter() - began) * 1000
         with self.lock:
             self.timings[kind].append(elapsed)
+            self.reading_requests += self.reading_since is not None
             if response.status_code not in ok:
                 self.errors[kind].append(str(response.status_code))
                 return None
@@ -259,6 +293,7 @@ def _reader(n: int, args, url: str, study_id: str, start_at: float, until: float
     session = requests.Session()
     if not _log_in(session, url, f"bench-reader-{n}", args.password, results):
         return
+    results.log_in_done(args.readers)
     _read(session, url, study_id, until, args.think_time, results)
 
 
@@ -349,8 +384,8 @@ def _arguments():
     return parser.parse_args()  # fmt: skip
 
 
-def _run_readers(args, url: str, study_id: str) -> tuple[Results, float]:
-    results = Results()
+def _run_readers(args, url: str, study_id: str, server_pid=None) -> tuple[Results, float]:
+    results = Results(server_pid=server_pid)
     began = time.monotonic()
     until = began + args.ramp + args.duration
     threads = [
@@ -390,10 +425,13 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         server = _start_gunicorn(environ, args.workers, port)
         _wait_ready(url)
+        sessions = "Redis" if os.environ.get("REDIS_URL") else "PostgreSQL"
         print(f"{args.readers} readers, gunicorn --workers {args.workers} on PostgreSQL, "
-              f"logins over {args.ramp:.0f} s, then {args.duration:.0f} s of reading")  # fmt: skip
-        results, elapsed = _run_readers(args, url, study_id)
+              f"sessions in {sessions}, logins over {args.ramp:.0f} s, "
+              f"then {args.duration:.0f} s of reading")  # fmt: skip
+        results, elapsed = _run_readers(args, url, study_id, server.pid)
         rows = _report(results, elapsed)
+        _report_server_cpu(results)
         intact = _check_stored(results)
         floor = rows["trivial"][50]
         for kind in ("answer", "case"):
@@ -407,6 +445,18 @@ def main() -> int:
         connections.close_all()
         _drop_database(database_url)
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _report_server_cpu(results: Results) -> None:
+    if results.reading_since is None or not results.reading_requests:
+        print("server CPU: not measured (a reader failed to log in)")
+        return
+    began, cpu_before = results.reading_since
+    cpu = server_cpu_s(results.server_pid) - cpu_before
+    seconds = time.monotonic() - began
+    print(f"server CPU after the last login: {cpu * 1000 / results.reading_requests:.1f} ms per "
+          f"request over {results.reading_requests} requests (all kinds), "
+          f"{100 * cpu / seconds:.0f}% of one core")  # fmt: skip
 
 
 def _stop(server: subprocess.Popen | None) -> None:

@@ -264,6 +264,20 @@ if BEHIND_TLS_PROXY:
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT_S", 8 * 3600, minimum=60)
 SESSION_REFRESH_S = env_int("SESSION_REFRESH_S", 300, minimum=1)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = False
+# With Redis, a request reads its session from Redis instead of the database; every write still
+# goes to the database first (access.sessions). SESSION_CACHE=0 keeps them in the database only.
+# Never a per-process cache: a session logged out in one worker would live on in the others.
+if REDIS_URL and env_bool("SESSION_CACHE", True):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "spotthefake",
+        },
+    }
+    SESSION_ENGINE = "access.sessions"
+    SESSION_CACHE_ALIAS = "sessions"
 
 # Content-Security-Policy (django-csp): every script, style, image and font is our own; no inline
 # code, no eval, no framing, forms post only to us.

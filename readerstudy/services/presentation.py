@@ -238,7 +238,10 @@ def profile_key(study: Study) -> str:
 
 def derivative_bytes(study: Study, image: Image, window: str | None = None) -> bytes:
     """What a reader receives for ``image`` in ``study`` (in a preset window, for CT)."""
-    stored = profile_of(study)
+    try:
+        stored = study.presentation  # fetched with the slot by the reading views
+    except PresentationProfile.DoesNotExist:
+        stored = profile_of(study)
     chosen = stored.window()
     if window is not None and image.modality == Modality.CT:
         chosen = reader_windows(stored).get(window, chosen)

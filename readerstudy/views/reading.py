@@ -37,11 +37,14 @@ from readerstudy.services.presentation import derivative_bytes, reading_options
 from readerstudy.services.reading import (
     Outcome,
     Progress,
+    Result,
+    Surroundings,
     mark_served,
     min_viewing_seconds,
     progress_of,
     reading_of,
     record_answer,
+    surroundings_of,
 )
 from readerstudy.services.studies import StudyRefused, draw_order
 
@@ -65,15 +68,15 @@ def _reader_assignment(request: HttpRequest, study_id: str) -> Assignment:
 
 
 def _reader_slot(request: HttpRequest, token: str) -> ReadingSlot:
-    return get_object_or_404(
-        ReadingSlot.objects.select_related(
-            "assignment__study__presentation", "reading"
-        ).exclude(
-            assignment__study__status=StudyStatus.DRAFT
-        ),
+    slot = get_object_or_404(
+        ReadingSlot.objects.select_related("assignment__study__presentation", "reading"),
         token=token,
         assignment__reader=request.user,
     )
+    # Checked here rather than in the query: the same 404, a cheaper statement to build.
+    if slot.assignment.study.status == StudyStatus.DRAFT:
+        raise Http404("No ReadingSlot matches the given query.")
+    return slot
 
 
 # --- small helpers -------------------------------------------------------------------
@@ -211,19 +214,12 @@ def study_done(request: HttpRequest, study_id: str) -> HttpResponse:
 # --- the case page ---------------------------------------------------------------------
 
 
-def _neighbours(slot: ReadingSlot) -> dict[int, tuple[str, bool]]:
-    rows = ReadingSlot.objects.filter(
-        assignment_id=slot.assignment_id, position__in=(slot.position - 1, slot.position + 1)
-    ).values_list("position", "token", "is_practice")
-    return {position: (token, practice) for position, token, practice in rows}
-
-
-def _case_context(slot: ReadingSlot, progress: Progress, form: AnswerForm | None) -> dict:
+def _case_context(slot: ReadingSlot, around: Surroundings, form: AnswerForm | None) -> dict:
     study = slot.assignment.study
     reading = reading_of(slot)
-    neighbours = _neighbours(slot)
-    following = neighbours.get(slot.position + 1)
-    preceding = neighbours.get(slot.position - 1)
+    progress = around.progress
+    following = around.following
+    preceding = around.previous
     can_go_back = study.allow_revisions and not slot.is_practice
     current = progress.current_position
     can_go_forward = (
@@ -301,13 +297,13 @@ def _chosen_finding(form: AnswerForm | None, reading: Reading | None) -> str | N
 def _render_case(
     request: HttpRequest,
     slot: ReadingSlot,
-    progress: Progress,
+    around: Surroundings,
     *,
     form: AnswerForm | None = None,
     status: int = 200,
     push: bool = False,
 ) -> HttpResponse:
-    context = _case_context(slot, progress, form)
+    context = _case_context(slot, around, form)
     template = "readerstudy/partials/case.html" if _is_partial(request) else "readerstudy/case.html"
     response = render(request, template, context, status=status)
     if push and _is_partial(request):
@@ -381,17 +377,17 @@ def case(request: HttpRequest, token: str) -> HttpResponse:
     study = slot.assignment.study
     if study.status != StudyStatus.OPEN:
         return _go(request, reverse("study-detail", args=[study.public_id]))
-    progress = progress_of(slot.assignment)
+    around = surroundings_of(slot)
     reading = reading_of(slot)
     if reading is None:
-        if slot.position != progress.current_position:
+        if slot.position != around.progress.current_position:
             return _go(request, reverse("study-next", args=[study.public_id]))
         mark_served(slot)
     elif slot.is_practice:
         return _go(request, reverse("reading-feedback", args=[slot.token]))
     elif not study.allow_revisions:
         return _go(request, reverse("study-next", args=[study.public_id]))
-    return _render_case(request, slot, progress)
+    return _render_case(request, slot, around)
 
 
 def _too_soon_message(study) -> str:
@@ -408,7 +404,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
         return _render_conflict(request, slot, "This study is closed: nothing was recorded.")
     form = answer_form_class(study)(request.POST, study=study)
     if not form.is_valid():
-        return _render_case(request, slot, progress_of(slot.assignment), form=form, status=400)
+        return _render_case(request, slot, surroundings_of(slot), form=form, status=400)
     # The finding answered (when the study asks) travels in the answer's own INSERT.
     result = record_answer(slot, form.answer_data())
     if not result.outcome.accepted:
@@ -425,12 +421,7 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
             return _see_other(reverse("reading-feedback", args=[slot.token]))
         return _render_feedback(request, slot, result.reading, push=True)
 
-    following = (
-        slot.assignment.slots.filter(reading__isnull=True)
-        .order_by("position")
-        .select_related("assignment__study__presentation", "reading")
-        .first()
-    )
+    following = _following(slot, result)
     if following is None:
         done_url = reverse("study-done", args=[study.public_id])
         if request.htmx:
@@ -439,7 +430,23 @@ def _answer(request: HttpRequest, slot: ReadingSlot) -> HttpResponse:
     if not _is_partial(request):
         return _see_other(_case_url(following))
     mark_served(following)
-    return _render_case(request, following, progress_of(slot.assignment), push=True)
+    return _render_case(request, following, surroundings_of(following), push=True)
+
+
+def _following(slot: ReadingSlot, result: Result) -> ReadingSlot | None:
+    """The case the reply shows next; a new reading brings it from under its lock."""
+    if result.outcome == Outcome.RECORDED:
+        following = result.following
+    else:  # the same answer again, or a revision: look it up
+        following = (
+            slot.assignment.slots.filter(reading__isnull=True)
+            .order_by("position")
+            .select_related("reading")
+            .first()
+        )
+    if following is not None:
+        following.assignment = slot.assignment  # with its study and profile, fetched already
+    return following
 
 
 @require_GET
@@ -465,7 +472,7 @@ def image(request: HttpRequest, token: str, window: str | None = None) -> HttpRe
     units answers with its one derivative, so the URL says nothing about the case.
     """
     slot = get_object_or_404(
-        ReadingSlot.objects.select_related("case__image", "assignment__study"),
+        ReadingSlot.objects.select_related("case__image", "assignment__study__presentation"),
         token=token,
         assignment__reader=request.user,
         assignment__study__status=StudyStatus.OPEN,

@@ -3,7 +3,9 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.core.cache import caches
 from django.utils import timezone
 
 from access.middleware import _TOUCHED
@@ -16,13 +18,16 @@ def stored_session(client) -> Session:
 
 
 def age_session(client, seconds: int) -> None:
-    """Pretend the last refresh was `seconds` ago: stamp and expiry moved back together."""
+    """Pretend the last refresh was `seconds` ago: stamp and expiry moved back together. A
+    cached copy (sessions on Redis, access.sessions) would have expired with it by then."""
     session = client.session
     session[_TOUCHED] -= seconds
     session.save()
     Session.objects.filter(session_key=session.session_key).update(
         expire_date=timezone.now() + timedelta(seconds=session.get_expiry_age() - seconds)
     )
+    if hasattr(session, "cache_key"):
+        caches[settings.SESSION_CACHE_ALIAS].delete(session.cache_key)
 
 
 def test_it_moves_the_expiry_forward_while_the_user_is_active(client, reader, settings):

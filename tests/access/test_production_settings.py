@@ -24,6 +24,8 @@ print(json.dumps({
     "session_age": s.SESSION_COOKIE_AGE, "cors_all": s.WHITENOISE_ALLOW_ALL_ORIGINS,
     "csp": s.CONTENT_SECURITY_POLICY["DIRECTIVES"], "failure_limit": s.AXES_FAILURE_LIMIT,
     "cooloff_s": s.AXES_COOLOFF_TIME.total_seconds(), "lockout": s.AXES_LOCKOUT_PARAMETERS,
+    "session_engine": s.SESSION_ENGINE,
+    "session_cache": s.CACHES.get(s.SESSION_CACHE_ALIAS, {}).get("BACKEND"),
 }))
 """
 

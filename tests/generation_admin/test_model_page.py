@@ -9,6 +9,7 @@ from generation.engine import checkpoints as ckpt
 from generation.models import GeneratedImage, GenerationJob
 from pool.models import Truth
 from tests.factories import ImageFactory
+from tests.sessions import session_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -136,8 +137,8 @@ def test_it_pages_through_the_images_it_produced(
     assert "?page=2#images" in html
     second = staff_client.get(page_url(tiny_model) + "?page=2")
     assert [image.public_id for image in second.context["images"]] == newest_first[24:]
-    # session, user, model, images count + page, runs, jobs: not one per image
-    with django_assert_num_queries(8):  # +1: the latest quality evaluation (evaluation app)
+    # (session,) user, model, images count + page, runs, jobs: not one per image
+    with django_assert_num_queries(7 + session_queries()):  # +1: the latest quality evaluation (evaluation app)
         staff_client.get(page_url(tiny_model))
 
 

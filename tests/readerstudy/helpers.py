@@ -8,6 +8,7 @@ from pool.models import Truth
 from readerstudy.models import Assignment, ReadingSlot, Study, StudyCase
 from readerstudy.services.studies import open_study
 from tests.factories import ImageFactory, StudyFactory
+from tests.sessions import session_queries  # noqa: F401 - for the reading tests
 
 TOKEN_IN_URL = re.compile(r"/read/([A-Za-z0-9_-]+)/")
 
@@ -67,3 +68,4 @@ def answer_payload(answer="real", confidence=None, comment="", client_ms="1234")
 
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+

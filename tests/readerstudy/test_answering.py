@@ -5,7 +5,14 @@ import re
 import pytest
 
 from readerstudy.models import Assignment, Reading
-from tests.readerstudy.helpers import HTMX, TOKEN_IN_URL, answer_payload, case_url, slots_of
+from tests.readerstudy.helpers import (
+    HTMX,
+    TOKEN_IN_URL,
+    answer_payload,
+    case_url,
+    session_queries,
+    slots_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -144,13 +151,15 @@ def test_it_redirects_plain_forms_to_the_next_token(client, reader, build_study)
 def test_it_answers_with_a_fixed_number_of_queries(
     client, reader, build_study, django_assert_num_queries
 ):
-    """The answer path under load: session, user, slot; the write under the assignment's lock
-    (4 savepoint statements in the test's transaction); the next case's render."""
+    """The answer path under load: (session,) user, slot with study and profile; under the
+    assignment's lock (2 savepoint statements in the test's transaction) the current and the
+    next open slot in one query, the INSERT; the next case: served_at, progress with its
+    neighbours."""
     study = build_study(readers=[reader], confidence_scale=5, n_real=3, n_synthetic=3)
     slots = slots_of(study, reader)
     client.force_login(reader)
     client.get(case_url(slots[0]))
     for slot in slots[:2]:  # the same number for every case
-        with django_assert_num_queries(16):
+        with django_assert_num_queries(9 + session_queries()):
             response = client.post(case_url(slot), answer_payload("fake", 3), **HTMX)
         assert response.status_code == 200

@@ -7,7 +7,7 @@ import pytest
 
 from readerstudy.models import ReadingSlot
 from readerstudy.services.reading import AnswerData, record_answer
-from tests.readerstudy.helpers import HTMX, case_url, slots_of
+from tests.readerstudy.helpers import HTMX, case_url, session_queries, slots_of
 
 pytestmark = pytest.mark.django_db
 
@@ -143,10 +143,10 @@ def test_it_uses_a_fixed_number_of_queries(client, reader, build_study, django_a
     slots = slots_of(study, reader)
     record_answer(slots[0], AnswerData(answer="real", confidence=3))
     client.force_login(reader)
-    # session, user, slot with study and reading, progress, served_at, neighbours
-    with django_assert_num_queries(6):
+    # (session,) user, slot with study and reading, progress with the neighbours, served_at
+    with django_assert_num_queries(4 + session_queries()):
         assert client.get(case_url(slots[1])).status_code == 200
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(4 + session_queries()):
         assert client.get(case_url(slots[1]), **HTMX).status_code == 200
 
 

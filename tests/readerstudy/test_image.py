@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from pool.models import Truth
 from readerstudy.models.presentation import Derivative
 from readerstudy.services.presentation import resolve_profile
-from tests.readerstudy.helpers import slots_of
+from tests.readerstudy.helpers import session_queries, slots_of
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +68,14 @@ def test_it_does_the_same_work_for_real_and_synthetic(client, reader, build_stud
         ]
         statements[slot.case.image.truth] = normalised
     assert statements[Truth.REAL] == statements[Truth.SYNTHETIC]
+
+
+def test_it_serves_an_image_with_a_fixed_number_of_queries(
+    client, reader, build_study, django_assert_num_queries
+):
+    """(session,) user, the slot with its image, study and profile, the derivative's file."""
+    study = build_study(readers=[reader], n_real=2, n_synthetic=2)
+    client.force_login(reader)
+    for slot in slots_of(study, reader):
+        with django_assert_num_queries(3 + session_queries()):
+            assert fetch(client, slot).status_code == 200

@@ -15,6 +15,7 @@ from readerstudy.results import study_analysis, study_payload
 from readerstudy.views import dashboard as dashboard_views
 from tests.factories import UserFactory
 from tests.results.world import finished_study
+from tests.sessions import session_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -108,13 +109,13 @@ def test_it_query_count_does_not_grow_with_readers_or_cases(staff_client,
         {f"reader{i}": [("fake", 3), ("real", 2), ("unsure", 1)] * 3 for i in range(6)},
         ["real", "synthetic", "synthetic"] * 3, practice=2, repeats={"reader2": {0: ("real", 1)}},
     )
-    # session, user, study, key aggregates (2), reader labels, readers, cases, readings,
+    # (session,) user, study, key aggregates (2), reader labels, readers, cases, readings,
     # progress, the page's case images, the latest machine-observer evaluation, the blinding audit
     for study in (small, large):
-        with django_assert_num_queries(13):
+        with django_assert_num_queries(12 + session_queries()):
             assert staff_client.get(url(study)).status_code == 200
     # Cached: the readers, cases and readings are not loaded again.
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9 + session_queries()):
         assert staff_client.get(url(large)).status_code == 200
 
 
