@@ -21,11 +21,16 @@ class DatasetError(ValueError):
     """The pool cannot provide a training set for this model; the message says why."""
 
 
-def training_images(modality: str, findings: list[str] | None = None):
-    """Real pool images of `modality` whose finding is one of `findings` (any finding if empty)."""
+def training_images(
+    modality: str, findings: list[str] | None = None, *, without_finding: bool = False
+):
+    """Real pool images of `modality` whose finding is one of `findings` (any finding if empty),
+    and with `without_finding` those that have no finding too."""
     queryset = Image.objects.filter(truth=Truth.REAL, modality=modality).order_by("id")
     if findings:
         wanted = {f.lower() for f in findings}
+        if without_finding:
+            wanted.add("")
         ids = [
             pk
             for pk, finding in queryset.values_list("id", "finding")
@@ -108,13 +113,16 @@ def load_training_set(
     """[(uint8 H x W array, label)] for the real pool images that train `generator`.
 
     The label is the image's finding spelled as in the model's finding list (ddpm), or whatever
-    `label(image)` returns (a prompt, for Stable Diffusion). Images are resized to `resolution`
-    here so that a large pool does not sit in memory at display size.
+    `label(image)` returns (a prompt, for Stable Diffusion). A ddpm model also gets the images
+    without a finding, labelled "": they train its null class (the unconditional branch that
+    classifier-free guidance subtracts) instead of being left out. Images are resized to
+    `resolution` here so that a large pool does not sit in memory at display size.
     """
     check_training_set(generator)
     findings = resolve_findings(generator)
     canonical = {f.lower(): f for f in findings}
-    images = list(training_images(generator.modality, findings))
+    unconditional = label is None and not backend_for(generator.kind).takes_prompt
+    images = list(training_images(generator.modality, findings, without_finding=unconditional))
     items = []
     for number, image in enumerate(images, start=1):
         array = _decode(image, resolution)

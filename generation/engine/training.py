@@ -1,8 +1,10 @@
 """Training loop for class-conditional ddpm models.
 
-Epsilon-prediction MSE under a DDPMScheduler noise schedule, AdamW with linear warm-up, EMA
-weights, label dropout to the null class (for classifier-free guidance), gradient accumulation,
-bf16 autocast on CUDA only, and no horizontal flips (anatomy is not left-right symmetric).
+Epsilon- or v-prediction MSE (optionally min-SNR-gamma weighted, with offset noise) under a
+DDPMScheduler noise schedule, AdamW with linear warm-up then constant or cosine LR, EMA weights,
+label dropout to the null class (for classifier-free guidance; images without a finding train
+it too), gradient accumulation, bf16 autocast on CUDA only, and no horizontal flips unless asked
+(anatomy is not left-right symmetric). The recipe's pieces live in recipe.py.
 
 Every random draw of step k (batch order, timesteps, noise, label dropout, augmentation) comes
 from generators derived from (seed, k), and optimizer, LR scheduler, EMA and global RNG state are
@@ -38,6 +40,15 @@ from .ddpm import (
     build_unet,
 )
 from .devices import pick_device
+from .recipe import (
+    LR_SCHEDULES,
+    add_offset_noise,
+    lr_lambda,
+    min_snr_weights,
+    random_hflip,
+    snr,
+    training_target,
+)
 
 _MASK63 = (1 << 63) - 1
 
@@ -70,7 +81,14 @@ class TrainingConfig:
     grid_guidance: float = 2.0
     grid_per_class: int = 2
     grid_scheduler: str = "ddim"
-    augment: bool = False  # small random affine (rotation, scale, shift); never a flip
+    augment: bool = False  # small random affine (rotation, scale, shift)
+    # left-right mirroring: off, because laterality is anatomy in a chest X-ray (heart on the
+    # left, liver under the right hemidiaphragm); a flipped film is a situs-inversus patient
+    hflip: bool = False
+    # the recipe (recipe.py); LEGACY_TRAINING_RECIPE is what runs before these fields used
+    min_snr_gamma: float = 5.0  # 0: plain MSE
+    offset_noise: float = 0.0
+    lr_schedule: str = "cosine"
     mixed_precision: bool = True  # bf16 autocast, CUDA only
     seed: int = 0
 
@@ -92,11 +110,30 @@ class TrainingConfig:
             raise TrainingError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise TrainingError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        self._validate_recipe()
+
+    def _validate_recipe(self) -> None:
+        if not (isinstance(self.min_snr_gamma, (int, float)) and 0 <= self.min_snr_gamma < 1e6):
+            raise TrainingError(f"min_snr_gamma must be >= 0 (0: off), got {self.min_snr_gamma!r}")
+        if not (isinstance(self.offset_noise, (int, float)) and 0 <= self.offset_noise <= 1):
+            raise TrainingError(f"offset_noise must be in [0, 1], got {self.offset_noise!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TrainingError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["adam_betas"] = list(self.adam_betas)
         return data
+
+
+# What a run whose settings predate the recipe options trained with (to resume it as it was).
+LEGACY_TRAINING_RECIPE: dict[str, Any] = {
+    "min_snr_gamma": 0.0,
+    "offset_noise": 0.0,
+    "lr_schedule": "constant",
+}
 
 
 @dataclass
@@ -149,7 +186,7 @@ def prepare_dataset(
         pairs.append((image, finding))
     unknown: dict[str, int] = {}
     for _, finding in pairs:  # check every label before any image work
-        if finding not in config.findings:
+        if finding not in config.findings and not _no_finding(finding):
             unknown[str(finding)] = unknown.get(str(finding), 0) + 1
     if unknown:
         listed = ", ".join(f"{name!r} ({count})" for name, count in sorted(unknown.items()))
@@ -158,9 +195,18 @@ def prepare_dataset(
             f"{', '.join(config.findings)}"
         )
     arrays = [_as_square_uint8(image, i, config.resolution) for i, (image, _) in enumerate(pairs)]
-    labels = [config.findings.index(finding) for _, finding in pairs]
+    labels = [_class_of(finding, config) for _, finding in pairs]
     images = torch.from_numpy(np.stack(arrays))[:, None]
     return images, torch.tensor(labels, dtype=torch.long)
+
+
+def _no_finding(finding: Any) -> bool:
+    return finding is None or finding == ""
+
+
+def _class_of(finding: Any, config: DDPMConfig) -> int:
+    """An image without a finding trains the null class: the unconditional branch of guidance."""
+    return config.null_class if _no_finding(finding) else config.findings.index(finding)
 
 
 def _mix(*values: int) -> int:
@@ -213,11 +259,23 @@ def diffusion_loss(
     labels: torch.Tensor,
     noise: torch.Tensor,
     timesteps: torch.Tensor,
+    *,
+    min_snr_gamma: float = 0.0,
 ) -> torch.Tensor:
-    """MSE between the predicted and the true noise (x0 in [-1, 1])."""
+    """MSE between the UNet's output and its target (noise or v; x0 in [-1, 1]), each image
+    weighted by min-SNR-gamma when gamma > 0."""
     noisy = noise_scheduler.add_noise(x0, noise, timesteps)
     pred = unet(noisy, timesteps, class_labels=labels, return_dict=False)[0]
-    return F.mse_loss(pred.float(), noise.float())
+    target = training_target(noise_scheduler, x0, noise, timesteps)
+    if min_snr_gamma <= 0:
+        return F.mse_loss(pred.float(), target.float())
+    per_image = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    weights = min_snr_weights(
+        snr(noise_scheduler.alphas_cumprod, timesteps),
+        min_snr_gamma,
+        noise_scheduler.config.prediction_type,
+    )
+    return (per_image * weights).mean()
 
 
 class EMA:
@@ -261,7 +319,7 @@ def _prepare_model_dir(
     marker = ckpt.read_json(marker_path, "ddpm model description")
     if marker.get("kind") != KIND or marker.get("role") != "model":
         raise TrainingError(f"{marker_path} does not describe a ddpm model folder")
-    saved = marker.get("model", {})
+    saved = _as_current(marker.get("model", {}))
     wanted = config.to_dict()
     changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if changed:
@@ -277,6 +335,14 @@ def _prepare_model_dir(
             f"continue training, or use a new folder"
         )
     return False, latest
+
+
+def _as_current(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved model config with the fields it predates filled in as they were meant."""
+    try:
+        return DDPMConfig.from_dict(saved).to_dict()
+    except (DDPMError, TypeError):
+        return saved
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -481,9 +547,8 @@ def _build_run(config, training, dev, model_dir, images, labels) -> _Run:
         betas=tuple(training.adam_betas),
         weight_decay=training.weight_decay,
     )
-    warmup = training.warmup_steps
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: min(1.0, (i + 1) / warmup) if warmup else 1.0
+        optimizer, lr_lambda(training.warmup_steps, training.steps, training.lr_schedule)
     )
     ema = EMA(unet, training.ema_decay, training.ema_warmup)
     return _Run(
@@ -623,11 +688,17 @@ def _micro_batch(run: _Run, order: _EpochOrder, offset: int, g: torch.Generator,
         y = torch.where(drop, torch.full_like(y, config.null_class), y)
     if training.augment:
         x0 = _augment(x0, g)
+    if training.hflip:
+        x0 = random_hflip(x0, g)
     noise = torch.randn(x0.shape, generator=g).to(dev)
     t = torch.randint(0, config.num_train_timesteps, (len(y),), generator=g).to(dev)
+    noise = add_offset_noise(noise, training.offset_noise, g)
     dtype = run.autocast_dtype
     with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-        loss = diffusion_loss(run.unet, run.noise_scheduler, x0, y.to(dev), noise, t)
+        loss = diffusion_loss(
+            run.unet, run.noise_scheduler, x0, y.to(dev), noise, t,
+            min_snr_gamma=training.min_snr_gamma,
+        )  # fmt: skip
     value = float(loss.detach())
     if not math.isfinite(value):
         good = (
