@@ -24,5 +24,7 @@ for recipe in old new; do
 done
 wait
 $PY $SCRIPT evaluate "$OUT" | tee "$OUT/figures.txt"
+cp "$OUT/figures.json" docs/real-run/recipe-figures.json
+# the recorded grids are these, enlarged 3x (nearest neighbour) for reading
 cp "$OUT/old-grid.png" docs/real-run/recipe-old-grid.png
 cp "$OUT/new-grid.png" docs/real-run/recipe-new-grid.png
