@@ -274,7 +274,7 @@ def shifted_betas(config: DDPMConfig) -> torch.Tensor:
     """
     from diffusers import DDPMScheduler
 
-    plain = DDPMScheduler(
+    plain: Any = DDPMScheduler(  # alphas_cumprod is set in __init__, untyped
         num_train_timesteps=config.num_train_timesteps,
         beta_schedule=config.beta_schedule,
         beta_start=config.beta_start,
