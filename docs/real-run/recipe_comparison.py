@@ -18,6 +18,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-SOURCES = [ROOT / "sample_data/chest-xray-pediatric", Path("/work/shared/data/chest-xray-pediatric")]
+SHARED = Path(os.environ.get("SHARED_XRAYS", "/work/shared/data/chest-xray-pediatric"))
+SOURCES = [ROOT / "sample_data/chest-xray-pediatric", SHARED]
 DISPLAY_SIZE = 512  # settings.IMAGE_DISPLAY_SIZE default
 RESOLUTION = 64
 BATCH_SIZE = 16

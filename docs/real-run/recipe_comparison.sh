@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The recipe comparison of docs/real-run.md: the old and the new ddpm recipe trained side by side
 # on the same images, batch size, steps and seed, then sampled and measured the same way.
-# From the repository root. SHARED_XRAYS is read by recipe_comparison.py's SOURCES
-# (sample_data/chest-xray-pediatric + /work/shared/data/chest-xray-pediatric, deduplicated).
+# From the repository root. Images: sample_data/chest-xray-pediatric + SHARED_XRAYS (the shared
+# chest-xray-pediatric folder, default /work/shared/data/chest-xray-pediatric), deduplicated.
 # STEPS sets the schedules; STOP_AT the step both runs stop at (the recorded run: 100 and 50).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
