@@ -23,12 +23,17 @@ class DatasetError(ValueError):
     """The pool cannot provide a training set for this model; the message says why."""
 
 
-def training_images(modality: str, findings: list[str] | None = None):
+def training_images(
+    modality: str, findings: list[str] | None = None, *, without_finding: bool = False
+):
     """Real pool images of `modality` whose finding is one of `findings` (any finding if empty),
-    a finding named by a synonym of the vocabulary included."""
+    a finding named by a synonym of the vocabulary included, and with `without_finding` those
+    that have no finding too."""
     queryset = Image.objects.filter(truth=Truth.REAL, modality=modality).order_by("id")
     if findings:
         wanted = {f.lower() for f in findings} | {canonical_name(f).lower() for f in findings}
+        if without_finding:
+            wanted.add("")
         ids = [
             pk
             for pk, finding in queryset.values_list("id", "finding")
@@ -101,6 +106,12 @@ def _decode(image: Image, resolution: int | None) -> np.ndarray:
         ) from None
 
 
+def _spellings(findings: list[str]) -> dict[str, str]:
+    """The model's own spelling of each class, also when the pool names it through the
+    vocabulary (lower-cased pool finding -> model finding)."""
+    return {canonical_name(f).lower(): f for f in findings} | {f.lower(): f for f in findings}
+
+
 def load_training_set(
     generator: GeneratorModel,
     *,
@@ -111,14 +122,16 @@ def load_training_set(
     """[(uint8 H x W array, label)] for the real pool images that train `generator`.
 
     The label is the image's finding spelled as in the model's finding list (ddpm), or whatever
-    `label(image)` returns (a prompt, for Stable Diffusion). Images are resized to `resolution`
-    here so that a large pool does not sit in memory at display size.
+    `label(image)` returns (a prompt, for Stable Diffusion). A ddpm model also gets the images
+    without a finding, labelled "": they train its null class (the unconditional branch that
+    classifier-free guidance subtracts) instead of being left out. Images are resized to
+    `resolution` here so that a large pool does not sit in memory at display size.
     """
     check_training_set(generator)
     findings = resolve_findings(generator)
-    # The model's own spelling of a class, also when the pool says it through the vocabulary.
-    canonical = {canonical_name(f).lower(): f for f in findings} | {f.lower(): f for f in findings}
-    images = list(training_images(generator.modality, findings))
+    canonical = _spellings(findings)
+    unconditional = label is None and not backend_for(generator.kind).takes_prompt
+    images = list(training_images(generator.modality, findings, without_finding=unconditional))
     items = []
     for number, image in enumerate(images, start=1):
         array = _decode(image, resolution)
@@ -141,8 +154,9 @@ def export_training_set(
     without Django, can open). Memory holds one image at a time whatever the pool's size."""
     check_training_set(generator)
     findings = resolve_findings(generator)
-    canonical = {f.lower(): f for f in findings}
-    images = training_images(generator.modality, findings)
+    canonical = _spellings(findings)
+    unconditional = not backend_for(generator.kind).takes_prompt
+    images = training_images(generator.modality, findings, without_finding=unconditional)
     total = images.count()
     items = []
     for number, image in enumerate(images.iterator(), start=1):

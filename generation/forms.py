@@ -17,6 +17,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from generation.backends import backend_for, trainable_kinds
 from generation.backends.base import model_findings
 from generation.backends.ddpm import PRESETS as DDPM_PRESETS
+from generation.backends.ddpm import RECIPES as DDPM_RECIPES
 from generation.models import GeneratorKind, GeneratorModel, JobStatus, Scheduler, TrainingRun
 from pool.models import Image, Modality, Truth
 from pool.selection import source_choices
@@ -129,6 +130,60 @@ class TrainForm(forms.Form):
         required=False,
         label="Network size",
         help_text="Pixel diffusion only. Fixed once the model has a checkpoint.",
+    )
+    # the ddpm recipe (README, "For researchers: generators"): blank fields take the recipe's value
+    recipe = forms.ChoiceField(
+        choices=DDPM_RECIPES,
+        initial="default",
+        required=False,
+        label="Training recipe",
+        help_text="Pixel diffusion only. The schedule and prediction type are fixed once the "
+        "model has a checkpoint; a model made before the recipe options keeps the legacy one.",
+    )
+    prediction_type = forms.ChoiceField(
+        choices=[("", "the recipe's"), ("v_prediction", "v-prediction"), ("epsilon", "epsilon")],
+        required=False,
+        label="Prediction type",
+        help_text="Pixel diffusion only. The samplers read the model's output the same way.",
+    )
+    beta_schedule = forms.ChoiceField(
+        choices=[
+            ("", "the recipe's"),
+            ("squaredcos_cap_v2", "cosine"),
+            ("linear", "linear"),
+            ("scaled_linear", "scaled linear"),
+        ],
+        required=False,
+        label="Noise schedule",
+        help_text="Pixel diffusion only. Zero-terminal SNR applies with v-prediction.",
+    )
+    min_snr_gamma = forms.FloatField(
+        min_value=0.0,
+        max_value=1000.0,
+        required=False,
+        label="Min-SNR γ",
+        help_text="Pixel diffusion only. Loss weighting (Hang et al. 2023); 0 turns it off. "
+        "Blank: 5.",
+    )
+    offset_noise = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        label="Offset noise",
+        help_text="Pixel diffusion only. Strength; blank: 0.",
+    )
+    dropout = forms.FloatField(
+        min_value=0.0,
+        max_value=0.5,
+        required=False,
+        label="UNet dropout",
+        help_text="Pixel diffusion only. Blank: 0.",
+    )
+    hflip = forms.BooleanField(
+        required=False,
+        label="Mirror images left-right",
+        help_text="Pixel diffusion only. Off by default: in a chest X-ray laterality is anatomy "
+        "(the heart on the left); a mirrored film shows a patient who does not exist.",
     )
     base_checkpoint = forms.CharField(
         max_length=500,

@@ -27,15 +27,55 @@ TRAINING_PARAMS = frozenset({
     "batch_size", "grad_accum", "lr", "warmup_steps", "weight_decay", "ema_decay",
     "label_dropout", "checkpoint_every", "keep_checkpoints", "log_every", "grid_steps",
     "grid_guidance", "grid_per_class", "augment", "seed", "max_grad_norm", "precision",
-    "data_workers",
+    "data_workers", "min_snr_gamma", "offset_noise", "lr_schedule", "hflip",
 })  # fmt: skip
-MODEL_PARAMS = frozenset({"preset", "dropout"})
+# Run params read by the engine's DDPMConfig: fixed once the model has a checkpoint.
+RECIPE_MODEL_PARAMS = frozenset({
+    "prediction_type", "beta_schedule", "rescale_betas_zero_snr", "schedule_shift",
+})  # fmt: skip
+MODEL_PARAMS = frozenset({"preset", "dropout", "recipe"}) | RECIPE_MODEL_PARAMS
+# "legacy": the recipe of models made before the recipe options existed (and of docs/real-run.md's
+# "old" column); the engine's own defaults are the new recipe. Named here without importing torch
+# (generation.engine.ddpm.LEGACY_RECIPE and training.LEGACY_TRAINING_RECIPE hold the same values).
+LEGACY_MODEL_RECIPE = {
+    "prediction_type": "epsilon", "beta_schedule": "linear", "rescale_betas_zero_snr": False,
+    "schedule_shift": 1.0,
+}  # fmt: skip
+LEGACY_TRAINING_RECIPE = {"min_snr_gamma": 0.0, "offset_noise": 0.0, "lr_schedule": "constant"}
+RECIPES = [
+    ("default", "default: v-prediction, cosine, zero-terminal SNR, min-SNR 5, cosine LR"),
+    ("legacy", "legacy: epsilon, linear, no weighting, constant LR (models before 2026-11)"),
+]
 # the engine's presets (generation.engine.ddpm.PRESETS), named here without importing torch
 PRESETS = [
     ("small", "small: about 7M parameters, 64 × 64 on a CPU"),
     ("base", "base: about 73M parameters, 128 or 256 on a GPU"),
     ("tiny", "tiny: a few channels, for trying the pipeline only"),
 ]
+
+
+def _as_bool(value: Any) -> bool:
+    """A flag from a run param: a bool, or on/off, yes/no, true/false as the command passes it."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("on", "yes", "true", "1")
+    return bool(value)
+
+
+def recipe_params(params: dict, generator: GeneratorModel | None = None) -> dict:
+    """`params` with the recipe filled in: the legacy values for `recipe: legacy` and for a model
+    trained before the recipe options existed (so it resumes as it was), explicit values kept."""
+    stored = (generator.config or {}) if generator is not None else {}
+    legacy = params.get("recipe") == "legacy" or (
+        bool(stored.get("resolution")) and "prediction_type" not in stored
+    )
+    filled = {**LEGACY_MODEL_RECIPE, **LEGACY_TRAINING_RECIPE} if legacy else {}
+    filled.update({k: v for k, v in params.items() if v is not None and k != "recipe"})
+    for flag in ("rescale_betas_zero_snr", "hflip"):
+        if flag in filled:
+            filled[flag] = _as_bool(filled[flag])
+    if filled.get("prediction_type") == "epsilon":
+        filled.setdefault("rescale_betas_zero_snr", False)  # zero terminal SNR needs v
+    return filled
 
 
 def training_config_from(params: dict, total_steps: int, stored: dict | None = None):
@@ -74,6 +114,7 @@ def ddpm_config_for(generator: GeneratorModel, params: dict):
             f"a finding to train model {generator.name!r} on. Import some first "
             f"(manage.py import_images --truth real --finding ...)."
         )
+    recipe = {k: v for k, v in recipe_params(params).items() if k in RECIPE_MODEL_PARAMS}
     return DDPMConfig(
         resolution=int(generator.resolution),
         findings=findings,
@@ -81,6 +122,7 @@ def ddpm_config_for(generator: GeneratorModel, params: dict):
         modality=generator.modality,
         name=generator.name,
         dropout=float(params.get("dropout", 0.0)),
+        **recipe,
     )
 
 
@@ -108,11 +150,25 @@ class DDPMBackend(Backend):
     training_params = TRAINING_PARAMS | MODEL_PARAMS
     model_level_files = ("generator.json", "loss.jsonl")
     loss_log_name = "loss.jsonl"
-    train_form_fields = ("preset", "gpus")
+    train_form_fields = (
+        "preset", "gpus", "recipe", "prediction_type", "beta_schedule", "min_snr_gamma",
+        "offset_noise", "dropout", "hflip",
+    )  # fmt: skip
     command_options: ClassVar[dict[str, str | None]] = {
         "preset": "preset",
         "grid_steps": "grid_steps",
         "resolution": None,  # the model's size, set once when it is made
+        "recipe": "recipe",
+        "prediction_type": "prediction_type",
+        "beta_schedule": "beta_schedule",
+        "zero_terminal_snr": "rescale_betas_zero_snr",
+        "schedule_shift": "schedule_shift",
+        "min_snr_gamma": "min_snr_gamma",
+        "offset_noise": "offset_noise",
+        "lr_schedule": "lr_schedule",
+        "warmup_steps": "warmup_steps",
+        "dropout": "dropout",
+        "hflip": "hflip",
     }
     presets: ClassVar[list[tuple[str, str]]] = PRESETS
 
@@ -159,9 +215,10 @@ class DDPMBackend(Backend):
                 config.findings = list(options["findings"])
             config.validate()
             training_config_from(
-                {k: v for k, v in params.items() if k not in ("preset", "findings", "device")},
+                {k: v for k, v in recipe_params(params, generator).items()
+                 if k in TRAINING_PARAMS},
                 options["steps"],
-            )
+            )  # fmt: skip
         except (DDPMError, DatasetError, ValueError) as error:
             raise JobError(str(error)) from None
         if options["resolution"] and generator.pk and options["resolution"] != config.resolution:
@@ -173,7 +230,16 @@ class DDPMBackend(Backend):
     # --- the staff forms --------------------------------------------------------------------
 
     def train_form_params(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {**super().train_form_params(data), "preset": data.get("preset") or "small"}
+        params = {**super().train_form_params(data), "preset": data.get("preset") or "small"}
+        for name in ("recipe", "prediction_type", "beta_schedule"):
+            if data.get(name):
+                params[name] = data[name]
+        for name in ("min_snr_gamma", "offset_noise", "dropout"):
+            if data.get(name) is not None:
+                params[name] = data[name]
+        if data.get("hflip"):
+            params["hflip"] = True
+        return params
 
     def usable_for_generation(self, generator: GeneratorModel) -> bool:
         return has_checkpoint(generator)
@@ -265,7 +331,8 @@ class DDPMBackend(Backend):
     def train(self, session: TrainingSession) -> TrainingOutcome:
         from generation.engine import training
 
-        generator, params = session.generator, session.params
+        generator = session.generator
+        params = recipe_params(session.params, generator)
         config = self._configure(generator, params)
         stored = training.stored_schedule(generator.folder)
         tc = training_config_from(params, session.run.total_steps, stored)
@@ -357,7 +424,11 @@ class DDPMBackend(Backend):
         from generation.datasets import export_training_set
 
         dataset = export_training_set(session.generator, folder, resolution=config.resolution)
-        session.runner.log(f"{len(dataset)} training images ({', '.join(config.findings)})")
+        unlabelled = sum(1 for _, finding in dataset if not finding)
+        session.runner.log(
+            f"{len(dataset)} training images ({', '.join(config.findings)}; {unlabelled} "
+            f"without a finding train the unconditional branch)"
+        )
         return dataset
 
     def generate(self, session: GenerationSession) -> None:

@@ -32,6 +32,18 @@ class UnknownFindingError(DDPMError):
     pass
 
 
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+# What a config saved before the recipe options existed meant: read back as such, so an old
+# model keeps training and sampling as epsilon / linear.
+LEGACY_RECIPE: dict[str, Any] = {
+    "beta_schedule": "linear",
+    "prediction_type": "epsilon",
+    "rescale_betas_zero_snr": False,
+    "schedule_shift": 1.0,
+}
+
+
 # name -> UNet layout. Attention only on the two lowest-resolution levels.
 PRESETS: dict[str, dict[str, Any]] = {
     # a few thousand parameters' worth of channels: unit tests only
@@ -81,11 +93,15 @@ class DDPMConfig:
     norm_num_groups: int | None = None
     attention_head_dim: int | None = None
     dropout: float = 0.0
-    # noise schedule (DDPMScheduler arguments)
+    # noise schedule (DDPMScheduler arguments); the defaults are the measured recipe of
+    # docs/real-run.md, LEGACY_RECIPE the values of configs saved before these fields existed
     num_train_timesteps: int = 1000
-    beta_schedule: str = "linear"
+    beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 0.0001
     beta_end: float = 0.02
+    prediction_type: str = "v_prediction"
+    rescale_betas_zero_snr: bool = True
+    schedule_shift: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -151,8 +167,28 @@ class DDPMConfig:
         attn = self._layout_value("attention_levels")
         if not 0 <= attn <= levels:
             raise DDPMError(f"attention_levels must be between 0 and {levels}, got {attn}")
-        if self.beta_schedule not in ("linear", "scaled_linear", "squaredcos_cap_v2"):
-            raise DDPMError(f"unsupported beta_schedule {self.beta_schedule!r}")
+        self._validate_schedule()
+
+    def _validate_schedule(self) -> None:
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise DDPMError(
+                f"unsupported beta_schedule {self.beta_schedule!r}; choose one of "
+                f"{', '.join(BETA_SCHEDULES)}"
+            )
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise DDPMError(
+                f"unsupported prediction_type {self.prediction_type!r}; choose one of "
+                f"{', '.join(PREDICTION_TYPES)}"
+            )
+        if self.rescale_betas_zero_snr and self.prediction_type == "epsilon":
+            # at SNR 0 the noise is the input itself: an epsilon model learns nothing there and
+            # its x0 estimate divides by sqrt(alpha_bar_T) == 0 (Lin et al. 2024, section 3.2)
+            raise DDPMError("rescale_betas_zero_snr needs prediction_type 'v_prediction'")
+        shift = self.schedule_shift
+        if not isinstance(shift, (int, float)) or not 0.0625 <= shift <= 16:
+            raise DDPMError(f"schedule_shift must be a number in [1/16, 16], got {shift!r}")
+        if not 0 < self.beta_start < self.beta_end < 1:
+            raise DDPMError("beta_start and beta_end must satisfy 0 < beta_start < beta_end < 1")
 
     def class_index(self, finding: str) -> int:
         try:
@@ -175,7 +211,7 @@ class DDPMConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise DDPMError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**{**LEGACY_RECIPE, **data})
 
     def unet_kwargs(self) -> dict[str, Any]:
         channels = self.channels
@@ -200,15 +236,20 @@ class DDPMConfig:
         }
 
     def scheduler_kwargs(self) -> dict[str, Any]:
-        return {
+        kwargs: dict[str, Any] = {
             "num_train_timesteps": self.num_train_timesteps,
             "beta_schedule": self.beta_schedule,
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
-            "prediction_type": "epsilon",
+            "prediction_type": self.prediction_type,
             "clip_sample": True,
             "clip_sample_range": 1.0,
         }
+        if self.rescale_betas_zero_snr:
+            kwargs["rescale_betas_zero_snr"] = True
+        if self.schedule_shift != 1.0:
+            kwargs["trained_betas"] = shifted_betas(self).tolist()
+        return kwargs
 
 
 def build_unet(config: DDPMConfig):
@@ -221,6 +262,29 @@ def build_noise_scheduler(config: DDPMConfig):
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(**config.scheduler_kwargs())
+
+
+def shifted_betas(config: DDPMConfig) -> torch.Tensor:
+    """The named schedule with its SNR divided by schedule_shift**2, as betas.
+
+    "Shifted" schedules (Hoogeboom et al. 2023, simple diffusion): a larger image keeps its
+    content visible at a noise level that hides a small one, so its log-SNR curve is moved down
+    by 2 log(shift), shift = resolution / 64 for a schedule tuned at 64 px. Zero-terminal-SNR
+    rescaling, if asked for, is applied afterwards by the scheduler itself.
+    """
+    from diffusers import DDPMScheduler
+
+    plain: Any = DDPMScheduler(  # alphas_cumprod is set in __init__, untyped
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+    )
+    alpha_bar = plain.alphas_cumprod.double()
+    snr = alpha_bar / (1 - alpha_bar) / float(config.schedule_shift) ** 2
+    shifted = snr / (1 + snr)
+    previous = torch.cat([torch.ones(1, dtype=shifted.dtype), shifted[:-1]])
+    return (1 - shifted / previous).clamp(0, 0.999).float()
 
 
 def parameter_count(module: torch.nn.Module) -> int:

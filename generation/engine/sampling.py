@@ -44,7 +44,12 @@ class SampledImage:
 
 
 def make_scheduler(name: str, scheduler_config: dict[str, Any]):
-    """A sampling scheduler matching the training noise schedule (a DDPMScheduler config)."""
+    """A sampling scheduler matching the training noise schedule (a DDPMScheduler config).
+
+    The prediction type (epsilon or v) and the schedule (named, shifted as trained_betas, and
+    zero-terminal-SNR rescaled) come from the training config, so every solver reads the UNet's
+    output as it was trained; a config saved before these keys existed is epsilon / unshifted.
+    """
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
     common = {
@@ -55,8 +60,10 @@ def make_scheduler(name: str, scheduler_config: dict[str, Any]):
             "beta_end",
             "beta_schedule",
             "prediction_type",
+            "trained_betas",
+            "rescale_betas_zero_snr",
         )
-        if key in scheduler_config
+        if scheduler_config.get(key) is not None
     }
     if name == "ddim":
         return DDIMScheduler(
@@ -136,11 +143,12 @@ def denoise(
                 model_in = torch.cat([model_in, model_in])
             if channels_last:
                 model_in = model_in.contiguous(memory_format=memory_format)
-            eps = unet(model_in, t, class_labels=labels, return_dict=False)[0].float()
+            # epsilon or v: both are affine in x0 and eps, so guidance mixes either alike
+            out = unet(model_in, t, class_labels=labels, return_dict=False)[0].float()
             if guided:
-                cond, uncond = eps.chunk(2)
-                eps = torch.lerp(uncond, cond, guidance)
-            x = scheduler.step(eps, t, x, **step_kwargs)[0]
+                cond, uncond = out.chunk(2)
+                out = torch.lerp(uncond, cond, guidance)
+            x = scheduler.step(out, t, x, **step_kwargs)[0]
             if on_step is not None:
                 on_step()
             if cancel is not None and _cancel_requested(cancel):
@@ -279,6 +287,7 @@ def _provenance(model, placement, scheduler, steps, guidance, eta, compiled) -> 
         "weights_sha256": model.weights_sha256,
         "modality": model.config.modality,
         "scheduler": scheduler,
+        "prediction_type": model.scheduler_config.get("prediction_type", "epsilon"),
         "steps": steps,
         "guidance": float(guidance),
         "eta": float(eta),

@@ -1,10 +1,12 @@
 """Training loop for class-conditional ddpm models.
 
-Epsilon-prediction MSE under a DDPMScheduler noise schedule, AdamW with linear warm-up, EMA
-weights, label dropout to the null class (for classifier-free guidance), gradient accumulation,
-bf16 / fp16 with a gradient scaler / fp32 by device (`precision.py`), a training set streamed
-from disk (`data.py`), any number of torch.distributed processes (`distributed.py`), and no
-horizontal flips (anatomy is not left-right symmetric).
+Epsilon- or v-prediction MSE (optionally min-SNR-gamma weighted, with offset noise) under a
+DDPMScheduler noise schedule, AdamW with linear warm-up then constant or cosine LR, EMA weights,
+label dropout to the null class (for classifier-free guidance; images without a finding train
+it too), gradient accumulation, bf16 / fp16 with a gradient scaler / fp32 by device
+(`precision.py`), a training set streamed from disk (`data.py`), any number of
+torch.distributed processes (`distributed.py`), and no horizontal flips unless asked (anatomy
+is not left-right symmetric). The recipe's pieces live in recipe.py.
 
 Every random draw of step k (batch order, timesteps, noise, label dropout, augmentation) comes
 from generators derived from (seed, k), and optimizer, LR scheduler, EMA and global RNG state are
@@ -46,6 +48,15 @@ from .ddpm import (
     build_unet,
 )
 from .devices import pick_device
+from .recipe import (
+    LR_SCHEDULES,
+    add_offset_noise,
+    lr_lambda,
+    min_snr_weights,
+    random_hflip,
+    snr,
+    training_target,
+)
 
 
 class TrainingError(DDPMError):
@@ -76,7 +87,17 @@ class TrainingConfig:
     grid_guidance: float = 2.0
     grid_per_class: int = 2
     grid_scheduler: str = "ddim"
-    augment: bool = False  # small random affine (rotation, scale, shift); never a flip
+    augment: bool = False  # small random affine (rotation, scale, shift)
+    # left-right mirroring: off, because laterality is anatomy in a chest X-ray (heart on the
+    # left, liver under the right hemidiaphragm); a flipped film is a situs-inversus patient
+    hflip: bool = False
+    # the recipe (recipe.py); LEGACY_TRAINING_RECIPE is what runs before these fields used
+    min_snr_gamma: float = 5.0  # 0: plain MSE
+    offset_noise: float = 0.0
+    lr_schedule: str = "cosine"
+    # the step at which the cosine decay reaches 0; 0: the run's `steps` (stored with the run,
+    # so a resumed run keeps the curve it started on)
+    lr_decay_steps: int = 0
     mixed_precision: bool = True  # False: fp32 whatever `precision` says
     precision: str = "auto"  # auto: bf16 on CUDA >= 8.0, fp16 + grad scaler below, fp32 on CPU
     data_workers: int = 2  # DataLoader worker processes decoding images (0: in this process)
@@ -106,11 +127,30 @@ class TrainingConfig:
             raise TrainingError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise TrainingError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        self._validate_recipe()
+
+    def _validate_recipe(self) -> None:
+        if not (isinstance(self.min_snr_gamma, (int, float)) and 0 <= self.min_snr_gamma < 1e6):
+            raise TrainingError(f"min_snr_gamma must be >= 0 (0: off), got {self.min_snr_gamma!r}")
+        if not (isinstance(self.offset_noise, (int, float)) and 0 <= self.offset_noise <= 1):
+            raise TrainingError(f"offset_noise must be in [0, 1], got {self.offset_noise!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TrainingError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["adam_betas"] = list(self.adam_betas)
         return data
+
+
+# What a run whose settings predate the recipe options trained with (to resume it as it was).
+LEGACY_TRAINING_RECIPE: dict[str, Any] = {
+    "min_snr_gamma": 0.0,
+    "offset_noise": 0.0,
+    "lr_schedule": "constant",
+}
 
 
 @dataclass
@@ -144,7 +184,7 @@ def prepare_dataset(
         pairs.append((image, finding))
     unknown: dict[str, int] = {}
     for _, finding in pairs:  # check every label before any image work
-        if finding not in config.findings:
+        if finding not in config.findings and not _no_finding(finding):
             unknown[str(finding)] = unknown.get(str(finding), 0) + 1
     if unknown:
         listed = ", ".join(f"{name!r} ({count})" for name, count in sorted(unknown.items()))
@@ -152,11 +192,20 @@ def prepare_dataset(
             f"unknown finding(s) in the training set: {listed}; the model knows: "
             f"{', '.join(config.findings)}"
         )
-    labelled = [(image, config.findings.index(finding)) for image, finding in pairs]
+    labelled = [(image, _class_of(finding, config)) for image, finding in pairs]
     try:
         return data_mod.TrainingImages(labelled, config.resolution)
     except data_mod.DataError as error:
         raise TrainingError(str(error)) from None
+
+
+def _no_finding(finding: Any) -> bool:
+    return finding is None or finding == ""
+
+
+def _class_of(finding: Any, config: DDPMConfig) -> int:
+    """An image without a finding trains the null class: the unconditional branch of guidance."""
+    return config.null_class if _no_finding(finding) else config.findings.index(finding)
 
 
 def _augment(x: torch.Tensor, g: torch.Generator, part: slice | None = None,
@@ -184,11 +233,23 @@ def diffusion_loss(
     labels: torch.Tensor,
     noise: torch.Tensor,
     timesteps: torch.Tensor,
+    *,
+    min_snr_gamma: float = 0.0,
 ) -> torch.Tensor:
-    """MSE between the predicted and the true noise (x0 in [-1, 1])."""
+    """MSE between the UNet's output and its target (noise or v; x0 in [-1, 1]), each image
+    weighted by min-SNR-gamma when gamma > 0."""
     noisy = noise_scheduler.add_noise(x0, noise, timesteps)
     pred = unet(noisy, timesteps, class_labels=labels, return_dict=False)[0]
-    return F.mse_loss(pred.float(), noise.float())
+    target = training_target(noise_scheduler, x0, noise, timesteps)
+    if min_snr_gamma <= 0:
+        return F.mse_loss(pred.float(), target.float())
+    per_image = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    weights = min_snr_weights(
+        snr(noise_scheduler.alphas_cumprod, timesteps),
+        min_snr_gamma,
+        noise_scheduler.config.prediction_type,
+    )
+    return (per_image * weights).mean()
 
 
 class EMA:
@@ -232,7 +293,7 @@ def _prepare_model_dir(
     marker = ckpt.read_json(marker_path, "ddpm model description")
     if marker.get("kind") != KIND or marker.get("role") != "model":
         raise TrainingError(f"{marker_path} does not describe a ddpm model folder")
-    saved = marker.get("model", {})
+    saved = _as_current(marker.get("model", {}))
     wanted = config.to_dict()
     changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if changed:
@@ -248,6 +309,14 @@ def _prepare_model_dir(
             f"continue training, or use a new folder"
         )
     return False, latest
+
+
+def _as_current(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved model config with the fields it predates filled in as they were meant."""
+    try:
+        return DDPMConfig.from_dict(saved).to_dict()
+    except (DDPMError, TypeError):
+        return saved
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -378,15 +447,23 @@ def train(
         )
 
 
+def decay_steps(training: TrainingConfig) -> int:
+    """The step at which the cosine learning-rate decay reaches 0."""
+    return training.lr_decay_steps or training.steps
+
+
 def schedule_of(training: TrainingConfig) -> dict[str, Any]:
     """The run's schedule, stored in every checkpoint: the learning-rate schedule's parameters,
     what fixes the data order, and the checkpoint and log intervals."""
-    return {name: getattr(training, name) for name in SCHEDULE_FIELDS + INTERVAL_FIELDS}
+    schedule = {name: getattr(training, name) for name in SCHEDULE_FIELDS + INTERVAL_FIELDS}
+    return {**schedule, "lr_decay_steps": decay_steps(training)}
 
 
 # What a resumed run must keep (changed ones are refused): the LR schedule's parameters (extend
 # with any new schedule parameter), then the data order's.
-SCHEDULE_FIELDS = ("warmup_steps", "batch_size", "grad_accum", "seed")
+SCHEDULE_FIELDS = (
+    "warmup_steps", "lr_schedule", "lr_decay_steps", "batch_size", "grad_accum", "seed",
+)  # fmt: skip
 # Stored too, and what a resumed run leaves unset comes back from them (the backend's
 # `training_config_from`); set explicitly, they may change: they move no number of the run.
 INTERVAL_FIELDS = ("checkpoint_every", "log_every")
@@ -403,7 +480,9 @@ def stored_schedule(model_dir: str | os.PathLike) -> dict[str, Any]:
 def check_schedule(stored: dict[str, Any], training: TrainingConfig) -> None:
     """Refuse to resume with another schedule: the run would not be the one it continues."""
     wanted = schedule_of(training)
-    changed = [k for k in SCHEDULE_FIELDS if k in stored and stored[k] != wanted[k]]
+    # a constant schedule has no decay length to keep
+    fields = [k for k in SCHEDULE_FIELDS if training.lr_schedule == "cosine" or k != "lr_decay_steps"]
+    changed = [k for k in fields if k in stored and stored[k] != wanted[k]]
     if changed:
         listed = ", ".join(f"{k} {stored[k]!r} (asked: {wanted[k]!r})" for k in changed)
         raise TrainingError(
@@ -411,6 +490,21 @@ def check_schedule(stored: dict[str, Any], training: TrainingConfig) -> None:
             f"the same run. Resume with the stored values (leave them unset), or train into a "
             f"new folder"
         )
+    if training.lr_schedule == "cosine" and training.steps > decay_steps(training):
+        raise TrainingError(
+            f"this run's cosine learning-rate decay reaches 0 at step {decay_steps(training)}; "
+            f"training on to step {training.steps} would go on at learning rate 0. Resume with "
+            f"at most {decay_steps(training)} steps, or train a new model (a constant schedule, "
+            f"--lr-schedule constant, suits runs meant to be extended)"
+        )
+
+
+def continuing(training: TrainingConfig, stored: dict[str, Any]) -> TrainingConfig:
+    """`training` resuming a run stored with `stored`: an unset decay length is the stored one,
+    so the learning rate of step k is the uninterrupted run's whatever the new total."""
+    if training.lr_decay_steps or not stored.get("lr_decay_steps"):
+        return training
+    return dataclasses.replace(training, lr_decay_steps=int(stored["lr_decay_steps"]))
 
 
 @dataclass
@@ -447,6 +541,9 @@ def _train(
     images = prepare_dataset(dataset, config)
     existed = model_dir.is_dir()
     created, resume_from = _prepare_on_main(model_dir, config, resume, world)
+    if resume_from is not None:
+        stored = ckpt.load_training_state(resume_from).get("schedule") or {}
+        training = continuing(training, dict(stored))
     run = _build_run(config, training, dev, model_dir, images, world)
     start_step = 0
     if resume_from is not None:
@@ -542,9 +639,8 @@ def _build_run(config, training, dev, model_dir, images, world) -> _Run:
         betas=tuple(training.adam_betas),
         weight_decay=training.weight_decay,
     )
-    warmup = training.warmup_steps
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: min(1.0, (i + 1) / warmup) if warmup else 1.0
+        optimizer, lr_lambda(training.warmup_steps, decay_steps(training), training.lr_schedule)
     )
     ema = EMA(unet, training.ema_decay, training.ema_warmup)
     scaler = precision_mod.grad_scaler(precision)
@@ -725,11 +821,17 @@ def _micro_batch(run: _Run, batch, g: torch.Generator, step: int) -> float:
         y = torch.where(drop, torch.full_like(y, config.null_class), y)
     if training.augment:
         x0 = _augment(x0, g, part, n)
+    if training.hflip:
+        x0 = random_hflip(x0, g, part, n)
     noise = torch.randn((n, *x0.shape[1:]), generator=g)[part].to(dev)
     t = torch.randint(0, config.num_train_timesteps, (n,), generator=g)[part].to(dev)
+    noise = add_offset_noise(noise, training.offset_noise, g, part, n)
     dtype = run.autocast_dtype
     with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-        loss = diffusion_loss(run.model, run.noise_scheduler, x0, y.to(dev), noise, t)
+        loss = diffusion_loss(
+            run.model, run.noise_scheduler, x0, y.to(dev), noise, t,
+            min_snr_gamma=training.min_snr_gamma,
+        )  # fmt: skip
     value = dist_mod.all_mean(float(loss.detach()), run.world, dev)
     if not math.isfinite(value):
         good = (

@@ -30,6 +30,7 @@ PROVENANCE_KEYS = {
     "finding",
     "class_index",
     "scheduler",
+    "prediction_type",
     "steps",
     "guidance",
     "eta",

@@ -14,7 +14,12 @@ from generation.engine.training import TrainingError, stored_schedule, train
 
 from .test_ddpm_training import make_config, make_dataset, quick
 
-PARAMS = {"batch_size": 4, "checkpoint_every": 2, "log_every": 1, "grid_steps": 0}
+# A constant learning rate after the warm-up: a run that may be extended (a cosine decay ends
+# where the run was planned to end; see the cosine tests below).
+PARAMS = {
+    "batch_size": 4, "checkpoint_every": 2, "log_every": 1, "grid_steps": 0,
+    "lr_schedule": "constant",
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -59,14 +64,38 @@ def test_it_a_resume_with_another_total_keeps_the_learning_rate_of_step_k(tmp_pa
 
 def test_it_refuses_a_resume_with_an_explicitly_changed_schedule(tmp_path):
     data, config = make_dataset(4), make_config()
-    train(data, config, tmp_path / "m", quick(steps=2, checkpoint_every=2, warmup_steps=2))
+    train(data, config, tmp_path / "m", quick(steps=2, checkpoint_every=2, warmup_steps=2, lr_schedule="constant"))
     with pytest.raises(
         TrainingError, match=r"started with warmup_steps 2 \(asked: 5\).*new folder"
     ):
-        train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=2, warmup_steps=5))
+        train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=2, warmup_steps=5, lr_schedule="constant"))
     with pytest.raises(TrainingError, match=r"started with batch_size 4 \(asked: 2\)"):
-        train(data, config, tmp_path / "m", quick(steps=4, batch_size=2, warmup_steps=2))
+        train(data, config, tmp_path / "m", quick(steps=4, batch_size=2, warmup_steps=2, lr_schedule="constant"))
     # the intervals move no number of the run: another checkpoint interval is fine
-    result = train(data, config, tmp_path / "m", quick(steps=4, checkpoint_every=1, warmup_steps=2))
+    result = train(
+        data, config, tmp_path / "m",
+        quick(steps=4, checkpoint_every=1, warmup_steps=2, lr_schedule="constant"),
+    )  # fmt: skip
     assert result.step == 4
     assert [step for step, _ in ckpt.list_checkpoints(tmp_path / "m")] == [2, 3, 4]
+
+
+def test_it_keeps_a_cosine_decay_on_a_shorter_resume_and_refuses_a_longer_one(tmp_path):
+    data, config = make_dataset(4), make_config()
+    cosine = {**PARAMS, "lr_schedule": "cosine"}
+    first = training_config_from(cosine, 12)
+    train(data, config, tmp_path / "straight", first)
+    train(data, config, tmp_path / "resumed", first, on_step=stop_at(4), save_on_cancel=True)
+    assert stored_schedule(tmp_path / "resumed")["lr_decay_steps"] == 12
+
+    # stopping earlier than planned: the learning rate of each step is the planned run's
+    shorter = training_config_from(cosine, 8, stored_schedule(tmp_path / "resumed"))
+    train(data, config, tmp_path / "resumed", shorter)
+    straight, resumed = rows(tmp_path / "straight"), rows(tmp_path / "resumed")
+    assert resumed == straight[:8]
+    assert straight[-1][2] < straight[5][2] < first.lr  # it does decay
+
+    # going past the planned end would train at learning rate 0: refused, with the way out
+    longer = training_config_from(cosine, 20, stored_schedule(tmp_path / "resumed"))
+    with pytest.raises(TrainingError, match=r"reaches 0 at step 12.*at most 12 steps"):
+        train(data, config, tmp_path / "resumed", longer)

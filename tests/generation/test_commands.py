@@ -185,3 +185,58 @@ def test_it_continues_a_stopped_job_with_retry(generator_ready):
 
     assert "3 images in the pool" in output
     assert sorted(job.outputs.values_list("index", flat=True)) == [0, 1, 2]
+
+
+def _latest_marker(generator) -> dict:
+    import json
+
+    from generation.engine.ddpm_layout import MARKER, latest_checkpoint
+
+    return json.loads((latest_checkpoint(generator.folder) / MARKER).read_text())
+
+
+def test_it_stores_the_recipe_options_with_the_model_and_its_checkpoints(real_pool):
+    run("train_model", "legacy-tiny", *TRAIN, "--recipe", "legacy", "--min-snr-gamma", "5",
+        "--offset-noise", "0.05", "--dropout", "0.1", "--hflip")  # fmt: skip
+    generator = GeneratorModel.objects.get(name="legacy-tiny")
+    config = generator.config
+    assert (config["prediction_type"], config["beta_schedule"]) == ("epsilon", "linear")
+    assert config["rescale_betas_zero_snr"] is False and config["dropout"] == 0.1
+    marker = _latest_marker(generator)
+    assert marker["model"]["prediction_type"] == "epsilon"
+    training = marker["training"]
+    assert (training["lr_schedule"], training["min_snr_gamma"]) == ("constant", 5.0)
+    assert training["offset_noise"] == 0.05 and training["hflip"] is True
+
+    run("train_model", "new-tiny", *TRAIN, "--zero-terminal-snr", "off", "--schedule-shift",
+        "0.5", "--beta-schedule", "linear")  # fmt: skip
+    config = GeneratorModel.objects.get(name="new-tiny").config
+    assert config["prediction_type"] == "v_prediction" and config["rescale_betas_zero_snr"] is False
+    assert (config["schedule_shift"], config["beta_schedule"]) == (0.5, "linear")
+    training = _latest_marker(GeneratorModel.objects.get(name="new-tiny"))["training"]
+    assert training["lr_schedule"] == "cosine" and training["hflip"] is False
+
+
+def test_it_resumes_a_model_made_before_the_recipe_options_with_its_old_recipe(real_pool):
+    import json
+
+    from generation.engine.ddpm_layout import MARKER
+
+    run("train_model", "old-tiny", *TRAIN, "--recipe", "legacy")
+    generator = GeneratorModel.objects.get(name="old-tiny")
+    new_keys = ("prediction_type", "rescale_betas_zero_snr", "schedule_shift")
+    old_config = {k: v for k, v in generator.config.items() if k not in new_keys}
+    GeneratorModel.objects.filter(pk=generator.pk).update(config=old_config)
+    for path in generator.folder.rglob(MARKER):  # as written before the recipe options
+        marker = json.loads(path.read_text())
+        marker["model"] = {k: v for k, v in marker["model"].items() if k not in new_keys}
+        path.write_text(json.dumps(marker))
+
+    args = [a if a != "3" else "5" for a in TRAIN]
+    assert "trained old-tiny to step 5" in run("train_model", "old-tiny", "--resume", *args)
+    marker = _latest_marker(generator)
+    assert marker["model"]["prediction_type"] == "epsilon"
+    assert (marker["training"]["lr_schedule"], marker["training"]["min_snr_gamma"]) == (
+        "constant",
+        0.0,
+    )

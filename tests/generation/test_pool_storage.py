@@ -132,6 +132,18 @@ def test_it_trains_on_the_display_images_of_real_images_of_the_modality_and_find
     assert all(array.dtype == np.uint8 and array.shape == (32, 32) for array, _ in items)
 
 
+def test_it_trains_the_null_class_of_a_ddpm_model_on_real_images_without_a_finding(real_pool):
+    generator = GeneratorModel(
+        name="g", kind=GeneratorKind.DDPM, modality=Modality.CXR, findings=["pneumonia"]
+    )
+    import_real(60, finding="")
+
+    items = datasets.load_training_set(generator, resolution=32)
+
+    assert sorted(label for _, label in items) == ["", "pneumonia", "pneumonia", "pneumonia"]
+    assert datasets.check_training_set(generator) == 3  # the labelled ones make it non-empty
+
+
 def test_it_takes_every_labelled_finding_when_the_model_names_none(real_pool):
     generator = GeneratorModel(name="g", kind=GeneratorKind.DDPM, modality=Modality.CXR)
     assert datasets.resolve_findings(generator) == ["normal", "pneumonia"]

@@ -57,6 +57,20 @@ def test_it_accepts_a_ddpm_run_and_names_the_params_as_the_tasks_read_them(real_
     assert form.params() == {"batch_size": 8, "lr": 0.0002, "preset": "small"}
 
 
+def test_it_passes_the_ddpm_recipe_fields_to_the_run(real_pool):
+    form = TrainForm(
+        ddpm_data(recipe="legacy", prediction_type="epsilon", beta_schedule="squaredcos_cap_v2",
+                  min_snr_gamma="5", offset_noise="0.05", dropout="0.1", hflip="on")
+    )  # fmt: skip
+    assert form.is_valid(), form.errors
+    assert form.params() == {
+        "batch_size": 8, "lr": 0.0002, "preset": "small", "recipe": "legacy",
+        "prediction_type": "epsilon", "beta_schedule": "squaredcos_cap_v2",
+        "min_snr_gamma": 5.0, "offset_noise": 0.05, "dropout": 0.1, "hflip": True,
+    }  # fmt: skip
+    assert TrainForm(ddpm_data()).fields["hflip"].initial is None  # mirroring is off unless ticked
+
+
 def test_it_matches_findings_in_the_pool_without_regard_to_case(real_pool):
     form = TrainForm(ddpm_data(findings="Normal, PNEUMONIA, normal"))
     assert form.is_valid(), form.errors

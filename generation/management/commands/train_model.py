@@ -81,6 +81,7 @@ class Command(BaseCommand):
             "25, stable-diffusion 20).",
         )
         parser.add_argument("--seed", type=int)
+        self._add_recipe_arguments(parser)
         parser.add_argument("--base", help="stable-diffusion: a local diffusers folder.")
         parser.add_argument("--lora-rank", type=int, help="stable-diffusion: LoRA rank (8).")
         parser.add_argument(
@@ -91,6 +92,37 @@ class Command(BaseCommand):
         parser.add_argument("--age-group", help="stable-diffusion: for the prompts, e.g. child.")
         parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best one).")
         parser.add_argument("--no-progress", action="store_true")
+
+    @staticmethod
+    def _add_recipe_arguments(parser) -> None:
+        """ddpm's training recipe (README, "For researchers: generators"); unset: the default."""
+        recipe = parser.add_argument_group("ddpm recipe (defaults: the measured new recipe)")
+        recipe.add_argument(
+            "--recipe",
+            choices=["default", "legacy"],
+            help="legacy: epsilon, linear betas, no weighting, constant LR (the recipe before "
+            "2026-11); the options below override either.",
+        )
+        recipe.add_argument("--prediction-type", choices=["epsilon", "v_prediction"])
+        recipe.add_argument(
+            "--beta-schedule", choices=["linear", "scaled_linear", "squaredcos_cap_v2"]
+        )
+        recipe.add_argument(
+            "--zero-terminal-snr", choices=["on", "off"], help="needs v_prediction (default on)."
+        )
+        recipe.add_argument(
+            "--schedule-shift", type=float, help="divide the SNR by this squared; resolution/64."
+        )
+        recipe.add_argument("--min-snr-gamma", type=float, help="0: off (default 5).")
+        recipe.add_argument("--offset-noise", type=float, help="strength (default 0).")
+        recipe.add_argument("--lr-schedule", choices=["constant", "cosine"])
+        recipe.add_argument("--warmup-steps", type=int)
+        recipe.add_argument("--dropout", type=float, help="UNet dropout (default 0).")
+        recipe.add_argument(
+            "--hflip",
+            action="store_true",
+            help="mirror images left-right; off by default: laterality is anatomy in a CXR.",
+        )
 
     def handle(self, *args, **options) -> None:
         name = options["name"]
