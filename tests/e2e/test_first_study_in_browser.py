@@ -28,7 +28,7 @@ from tests.factories import DEFAULT_PASSWORD, ResearcherFactory
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 60_000  # wide: the machine may be busy; every wait ends on an event anyway
+TIMEOUT_MS = 120_000  # wide: the machine may be busy; every wait ends on an event anyway
 VIEWPORT = {"width": 1024, "height": 768}
 SAMPLE = Path(settings.BASE_DIR) / "sample_data" / "chest-xray-pediatric" / "images"
 READER_EMAIL = "ada@example.org"
@@ -44,6 +44,10 @@ IMPORTS = [
     ("synthetic", "my-generator", NORMAL[4:8]),
     ("real", "adult-cxr", NORMAL[8:11]),
 ]
+# What the rule must draw: from the first two sources only, as many of each side as asked.
+DRAWN = sorted(
+    [("real", "chest-xray-pediatric")] * N_PER_SIDE + [("synthetic", "my-generator")] * N_PER_SIDE
+)
 # (answer key, confidence key) for each case, in the reader's order.
 TYPED = [("r", "4"), ("f", "5"), ("u", "2"), ("f", "3"), ("r", "1"), ("f", "4")]
 ANSWERS = {"r": "real", "f": "fake", "u": "unsure"}
@@ -58,6 +62,16 @@ def screenshots(tmp_path) -> Path:
     folder = Path(settings.BASE_DIR, raw) if raw else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def patient_expect():
+    """expect() waits as long as the page's own calls (its default is 5 s), for this test only."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    yield
+    expect.set_options(timeout=None)
 
 
 @pytest.fixture
@@ -182,9 +196,7 @@ def researcher_adds_cases(page, base: str, study: Study, shots: Path) -> None:
         page.click("input[type=submit][value='Add cases']")
     expect(page.locator("ul.messagelist")).to_contain_text(f"Added {2 * N_PER_SIDE} case(s)")
     sources = sorted(study.cases.values_list("image__truth", "image__source"))
-    assert sources == sorted(
-        [("real", "chest-xray-pediatric")] * N_PER_SIDE + [("synthetic", "my-generator")] * N_PER_SIDE
-    )
+    assert sources == DRAWN
 
 
 def researcher_opens(page, study: Study) -> None:
@@ -249,13 +261,11 @@ def check_exported(rows: list[dict], study: Study) -> None:
         assert (row["answer"], row["confidence"]) == (ANSWERS[answer_key], confidence_key)
         assert row["is_practice"] == "0" and row["is_repeat"] == "0"
     truths = sorted((row["truth"], row["source"]) for row in rows)
-    assert truths == sorted(
-        [("real", "chest-xray-pediatric")] * N_PER_SIDE + [("synthetic", "my-generator")] * N_PER_SIDE
-    )
+    assert truths == DRAWN
 
 
 def test_it_walks_a_researcher_from_login_to_an_exported_csv(
-    live_server, transactional_db, context, screenshots, closing_connections
+    live_server, transactional_db, context, screenshots, patient_expect, closing_connections
 ):
     base = live_server.url
     researcher = new_page(context)
