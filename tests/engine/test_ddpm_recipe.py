@@ -203,7 +203,7 @@ def test_it_flips_are_off_by_default_and_mirror_when_asked(tmp_path, monkeypatch
     calls = []
     original = training_mod.random_hflip
     monkeypatch.setattr(
-        training_mod, "random_hflip", lambda x, g: calls.append(len(x)) or original(x, g)
+        training_mod, "random_hflip", lambda x, g, *rest: calls.append(len(x)) or original(x, g, *rest)
     )
     train(toy_dataset(4), make_config(), tmp_path / "a", quick(steps=2, checkpoint_every=2))
     assert calls == []
@@ -221,8 +221,8 @@ def test_it_flips_are_off_by_default_and_mirror_when_asked(tmp_path, monkeypatch
 def test_it_images_without_a_finding_train_the_null_class(tmp_path, monkeypatch):
     config = make_config()
     data = toy_dataset(4) + [(toy_dataset(1)[0][0], ""), (toy_dataset(1)[0][0], None)]
-    _, labels = prepare_dataset(data, config)
-    assert labels.tolist() == [0, 1, 0, 1, config.null_class, config.null_class]
+    labels = [label for _, label in prepare_dataset(data, config)]
+    assert labels == [0, 1, 0, 1, config.null_class, config.null_class]
     seen: list[int] = []
     original = training_mod.diffusion_loss
 
@@ -331,7 +331,9 @@ def test_it_a_v_model_samples_with_the_v_sampler(tmp_path):
 # ------------------------------------------------------------------- old checkpoints
 def test_it_an_old_checkpoint_loads_resumes_and_samples_as_epsilon_linear(tmp_path):
     old = make_config(**LEGACY_RECIPE)
-    train(toy_dataset(4), old, tmp_path / "m", quick(steps=3, checkpoint_every=3))
+    # trained as before the recipe options: constant learning rate, no weighting
+    train(toy_dataset(4), old, tmp_path / "m",
+          quick(steps=3, checkpoint_every=3, **LEGACY_TRAINING_RECIPE))  # fmt: skip
     for marker_path in [tmp_path / "m" / ckpt.MARKER, *(tmp_path / "m").glob("checkpoints/*/" + ckpt.MARKER)]:
         marker = json.loads(marker_path.read_text())  # as written before the recipe fields
         for key in ("prediction_type", "rescale_betas_zero_snr", "schedule_shift"):
