@@ -81,12 +81,7 @@ def _rank_main(rank: int, root: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_it_two_processes_follow_the_one_process_loss_curve_and_resume_exactly(tmp_path):

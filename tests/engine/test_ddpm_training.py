@@ -24,12 +24,7 @@ from generation.engine.training import (
 FINDINGS = ["normal", "effusion"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_config(**overrides) -> DDPMConfig:

@@ -14,13 +14,7 @@ from generation.engine.training import TrainingError, train
 
 from .test_ddpm_training import assert_same_weights, make_config, make_dataset, quick, raw_weights
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(

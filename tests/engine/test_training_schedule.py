@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from generation.backends.ddpm import training_config_from
 from generation.engine import checkpoints as ckpt
@@ -22,12 +21,7 @@ PARAMS = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rows(model_dir) -> list[tuple[int, float, float]]:
