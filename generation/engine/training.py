@@ -95,9 +95,6 @@ class TrainingConfig:
     min_snr_gamma: float = 5.0  # 0: plain MSE
     offset_noise: float = 0.0
     lr_schedule: str = "cosine"
-    # the step at which the cosine decay reaches 0; 0: the run's `steps` (stored with the run,
-    # so a resumed run keeps the curve it started on)
-    lr_decay_steps: int = 0
     mixed_precision: bool = True  # False: fp32 whatever `precision` says
     precision: str = "auto"  # auto: bf16 on CUDA >= 8.0, fp16 + grad scaler below, fp32 on CPU
     data_workers: int = 2  # DataLoader worker processes decoding images (0: in this process)
@@ -447,23 +444,17 @@ def train(
         )
 
 
-def decay_steps(training: TrainingConfig) -> int:
-    """The step at which the cosine learning-rate decay reaches 0."""
-    return training.lr_decay_steps or training.steps
-
-
 def schedule_of(training: TrainingConfig) -> dict[str, Any]:
     """The run's schedule, stored in every checkpoint: the learning-rate schedule's parameters,
     what fixes the data order, and the checkpoint and log intervals."""
-    schedule = {name: getattr(training, name) for name in SCHEDULE_FIELDS + INTERVAL_FIELDS}
-    return {**schedule, "lr_decay_steps": decay_steps(training)}
+    return {name: getattr(training, name) for name in SCHEDULE_FIELDS + INTERVAL_FIELDS}
 
 
 # What a resumed run must keep (changed ones are refused): the LR schedule's parameters (extend
 # with any new schedule parameter), then the data order's.
-SCHEDULE_FIELDS = (
-    "warmup_steps", "lr_schedule", "lr_decay_steps", "batch_size", "grad_accum", "seed",
-)  # fmt: skip
+# A cosine decay ends at the run's total: a resumed run with a new total decays over the new
+# total from where it stands (the run is extended or shortened, not replayed).
+SCHEDULE_FIELDS = ("warmup_steps", "lr_schedule", "batch_size", "grad_accum", "seed")
 # Stored too, and what a resumed run leaves unset comes back from them (the backend's
 # `training_config_from`); set explicitly, they may change: they move no number of the run.
 INTERVAL_FIELDS = ("checkpoint_every", "log_every")
@@ -480,9 +471,7 @@ def stored_schedule(model_dir: str | os.PathLike) -> dict[str, Any]:
 def check_schedule(stored: dict[str, Any], training: TrainingConfig) -> None:
     """Refuse to resume with another schedule: the run would not be the one it continues."""
     wanted = schedule_of(training)
-    # a constant schedule has no decay length to keep
-    fields = [k for k in SCHEDULE_FIELDS if training.lr_schedule == "cosine" or k != "lr_decay_steps"]
-    changed = [k for k in fields if k in stored and stored[k] != wanted[k]]
+    changed = [k for k in SCHEDULE_FIELDS if k in stored and stored[k] != wanted[k]]
     if changed:
         listed = ", ".join(f"{k} {stored[k]!r} (asked: {wanted[k]!r})" for k in changed)
         raise TrainingError(
@@ -490,21 +479,6 @@ def check_schedule(stored: dict[str, Any], training: TrainingConfig) -> None:
             f"the same run. Resume with the stored values (leave them unset), or train into a "
             f"new folder"
         )
-    if training.lr_schedule == "cosine" and training.steps > decay_steps(training):
-        raise TrainingError(
-            f"this run's cosine learning-rate decay reaches 0 at step {decay_steps(training)}; "
-            f"training on to step {training.steps} would go on at learning rate 0. Resume with "
-            f"at most {decay_steps(training)} steps, or train a new model (a constant schedule, "
-            f"--lr-schedule constant, suits runs meant to be extended)"
-        )
-
-
-def continuing(training: TrainingConfig, stored: dict[str, Any]) -> TrainingConfig:
-    """`training` resuming a run stored with `stored`: an unset decay length is the stored one,
-    so the learning rate of step k is the uninterrupted run's whatever the new total."""
-    if training.lr_decay_steps or not stored.get("lr_decay_steps"):
-        return training
-    return dataclasses.replace(training, lr_decay_steps=int(stored["lr_decay_steps"]))
 
 
 @dataclass
@@ -541,9 +515,6 @@ def _train(
     images = prepare_dataset(dataset, config)
     existed = model_dir.is_dir()
     created, resume_from = _prepare_on_main(model_dir, config, resume, world)
-    if resume_from is not None:
-        stored = ckpt.load_training_state(resume_from).get("schedule") or {}
-        training = continuing(training, dict(stored))
     run = _build_run(config, training, dev, model_dir, images, world)
     start_step = 0
     if resume_from is not None:
@@ -640,7 +611,7 @@ def _build_run(config, training, dev, model_dir, images, world) -> _Run:
         weight_decay=training.weight_decay,
     )
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(training.warmup_steps, decay_steps(training), training.lr_schedule)
+        optimizer, lr_lambda(training.warmup_steps, training.steps, training.lr_schedule)
     )
     ema = EMA(unet, training.ema_decay, training.ema_warmup)
     scaler = precision_mod.grad_scaler(precision)

@@ -74,22 +74,26 @@ def test_it_refuses_a_resume_with_an_explicitly_changed_schedule(tmp_path):
     assert [step for step, _ in ckpt.list_checkpoints(tmp_path / "m")] == [2, 3, 4]
 
 
-def test_it_keeps_a_cosine_decay_on_a_shorter_resume_and_refuses_a_longer_one(tmp_path):
+def test_it_decays_a_resumed_cosine_run_over_its_new_total(tmp_path):
+    from generation.engine.recipe import lr_lambda
+
     data, config = make_dataset(4), make_config()
     cosine = {**PARAMS, "lr_schedule": "cosine"}
     first = training_config_from(cosine, 12)
-    train(data, config, tmp_path / "straight", first)
-    train(data, config, tmp_path / "resumed", first, on_step=stop_at(4), save_on_cancel=True)
-    assert stored_schedule(tmp_path / "resumed")["lr_decay_steps"] == 12
+    train(data, config, tmp_path / "m", first, on_step=stop_at(4), save_on_cancel=True)
+    assert stored_schedule(tmp_path / "m")["lr_schedule"] == "cosine"
 
-    # stopping earlier than planned: the learning rate of each step is the planned run's
-    shorter = training_config_from(cosine, 8, stored_schedule(tmp_path / "resumed"))
-    train(data, config, tmp_path / "resumed", shorter)
-    straight, resumed = rows(tmp_path / "straight"), rows(tmp_path / "resumed")
-    assert resumed == straight[:8]
-    assert straight[-1][2] < straight[5][2] < first.lr  # it does decay
+    # extended to 20 steps: the stored warm-up, then the cosine of the new total, down to 0
+    longer = training_config_from(cosine, 20, stored_schedule(tmp_path / "m"))
+    train(data, config, tmp_path / "m", longer)
+    lrs = [lr for _, _, lr in rows(tmp_path / "m")]
+    planned = lr_lambda(first.warmup_steps, 12, "cosine")
+    extended = lr_lambda(first.warmup_steps, 20, "cosine")
+    assert lrs[:4] == pytest.approx([first.lr * planned(i) for i in range(4)])
+    assert lrs[4:] == pytest.approx([first.lr * extended(i) for i in range(4, 20)])
+    assert lrs[-1] < lrs[4] * 0.05
 
-    # going past the planned end would train at learning rate 0: refused, with the way out
-    longer = training_config_from(cosine, 20, stored_schedule(tmp_path / "resumed"))
-    with pytest.raises(TrainingError, match=r"reaches 0 at step 12.*at most 12 steps"):
-        train(data, config, tmp_path / "resumed", longer)
+    # another kind of schedule is another run: refused
+    constant = training_config_from({**PARAMS}, 24, stored_schedule(tmp_path / "m"))
+    with pytest.raises(TrainingError, match=r"lr_schedule 'cosine' \(asked: 'constant'\)"):
+        train(data, config, tmp_path / "m", constant)
