@@ -63,7 +63,8 @@ def test_it_cancels_the_processes_keeping_a_checkpoint_of_the_step_they_stopped_
     monkeypatch.setattr("generation.runner.CANCEL_CHECK_EVERY_S", 0)
 
     def cancel_at_two(done, total, loss):
-        if done == 2:
+        # the job polls rank 0's progress file: on a fast machine it may never read step 2 itself
+        if done >= 2:
             TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
 
     tasks.run_training(run.pk, on_progress=cancel_at_two)
