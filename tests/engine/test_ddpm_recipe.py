@@ -31,8 +31,8 @@ from generation.engine.training import (
     train,
 )
 
-FINDINGS = ["normal", "effusion"]
-
+from .test_ddpm_training import FINDINGS, quick
+from .test_ddpm_training import make_dataset as toy_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,31 +42,6 @@ def make_config(**overrides) -> DDPMConfig:
     return DDPMConfig(**{**base, **overrides})
 
 
-def toy_dataset(n: int = 8, size: int = 32) -> list[tuple[np.ndarray, str]]:
-    """Class 0: a bright left half; class 1: a bright disc; a little fixed noise."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:size, :size]
-    items = []
-    for i in range(n):
-        image = np.full((size, size), 40.0)
-        if i % 2 == 0:
-            image[:, : size // 2] = 210
-        else:
-            image[(yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2] = 210
-        image += rng.normal(0, 5, image.shape)
-        items.append((np.clip(image, 0, 255).astype(np.uint8), FINDINGS[i % 2]))
-    return items
-
-
-def quick(**overrides) -> TrainingConfig:
-    base = {
-        "steps": 6, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "checkpoint_every": 3,
-        "log_every": 1, "grid_steps": 0, "keep_checkpoints": 0,
-    }  # fmt: skip
-    return TrainingConfig(**{**base, **overrides})
-
-
-# ------------------------------------------------------------------------------ schedules
 def test_it_zero_terminal_snr_makes_the_last_alpha_bar_zero():
     for schedule in ("linear", "squaredcos_cap_v2", "scaled_linear"):
         scheduler = build_noise_scheduler(make_config(beta_schedule=schedule))
