@@ -89,6 +89,17 @@ def _resampled(
     return values
 
 
+def _interval(
+    figure: Callable, sizes: tuple[int, int], estimate: float, n_resamples: int, seed: Seed,
+    level: float, bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> Interval:  # fmt: skip
+    """The percentile interval of `figure` over `n_resamples` seeded resamples of both sets."""
+    rng = np.random.default_rng(seed)
+    with _one_thread(), np.errstate(invalid="ignore", divide="ignore"):
+        samples = _resampled(rng, sizes, n_resamples, figure)
+    return percentile_interval(samples, estimate, n_resamples, level, bounds)
+
+
 def frechet_interval(
     reference: np.ndarray,
     compared: np.ndarray,
@@ -101,10 +112,8 @@ def frechet_interval(
     def figure(w: np.ndarray, v: np.ndarray) -> float:
         return frechet_distance(np.repeat(reference, w, axis=0), np.repeat(compared, v, axis=0))
 
-    rng = np.random.default_rng(seed)
-    with _one_thread(), np.errstate(invalid="ignore", divide="ignore"):
-        samples = _resampled(rng, (len(reference), len(compared)), n_resamples, figure)
-    return percentile_interval(samples, estimate, n_resamples, level, (0.0, np.inf))
+    sizes = (len(reference), len(compared))
+    return _interval(figure, sizes, estimate, n_resamples, seed, level, (0.0, np.inf))
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, d: int) -> np.ndarray:
@@ -135,10 +144,7 @@ def kid_interval(
         cross = float(w @ k_ab @ v) / (w.sum() * v.sum())
         return within(k_aa, w) + within(k_bb, v) - 2.0 * cross
 
-    rng = np.random.default_rng(seed)
-    with _one_thread(), np.errstate(invalid="ignore", divide="ignore"):
-        samples = _resampled(rng, (len(reference), len(compared)), n_resamples, figure)
-    return percentile_interval(samples, estimate, n_resamples, level)
+    return _interval(figure, (len(reference), len(compared)), estimate, n_resamples, seed, level)
 
 
 def prdc_intervals(
