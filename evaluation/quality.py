@@ -45,6 +45,7 @@ from evaluation.metrics import (
     train_feature_extractor,
 )
 from evaluation.models import EvaluationStatus, FeatureExtractorVersion, QualityEvaluation
+from pool.findings import canonical_name
 from pool.models import Image, Truth
 from readerstudy.analysis import to_jsonable
 
@@ -75,7 +76,10 @@ def parse_real_filter(text: str) -> dict[str, str]:
                 f"bad real-image filter {part!r}: use name=value pairs separated by commas, "
                 f"names among {', '.join(FILTER_FIELDS)}"
             )
-        lookups[FILTER_FIELDS[name]] = value.strip()
+        value = value.strip()
+        if name == "finding":  # a synonym, or another spelling, means the vocabulary's finding
+            value = canonical_name(value) or value
+        lookups[FILTER_FIELDS[name]] = value
     return lookups
 
 

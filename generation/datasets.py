@@ -7,7 +7,7 @@ picture its outputs will be compared with (same size, same grey mapping, same cr
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +112,26 @@ def _spellings(findings: list[str]) -> dict[str, str]:
     return {canonical_name(f).lower(): f for f in findings} | {f.lower(): f for f in findings}
 
 
+def _decoded_items(
+    generator: GeneratorModel,
+    resolution: int | None,
+    label: Callable[[Image], str] | None,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[tuple[Image, np.ndarray, str]]:
+    """(pool image, uint8 array at `resolution`, label) of each training image, one at a time."""
+    check_training_set(generator)
+    findings = resolve_findings(generator)
+    canonical = _spellings(findings)
+    unconditional = label is None and not backend_for(generator.kind).takes_prompt
+    images = training_images(generator.modality, findings, without_finding=unconditional)
+    total = images.count()
+    for number, image in enumerate(images.iterator(), start=1):
+        text = label(image) if label else canonical.get(image.finding.lower(), image.finding)
+        yield image, _decode(image, resolution), text
+        if progress is not None:
+            progress(number, total)
+
+
 def load_training_set(
     generator: GeneratorModel,
     *,
@@ -127,19 +147,9 @@ def load_training_set(
     classifier-free guidance subtracts) instead of being left out. Images are resized to
     `resolution` here so that a large pool does not sit in memory at display size.
     """
-    check_training_set(generator)
-    findings = resolve_findings(generator)
-    canonical = _spellings(findings)
-    unconditional = label is None and not backend_for(generator.kind).takes_prompt
-    images = list(training_images(generator.modality, findings, without_finding=unconditional))
-    items = []
-    for number, image in enumerate(images, start=1):
-        array = _decode(image, resolution)
-        text = label(image) if label else canonical.get(image.finding.lower(), image.finding)
-        items.append((array, text))
-        if progress is not None:
-            progress(number, len(images))
-    return items
+    return [
+        (array, text) for _, array, text in _decoded_items(generator, resolution, label, progress)
+    ]
 
 
 def export_training_set(
@@ -147,22 +157,16 @@ def export_training_set(
     folder: Path,
     *,
     resolution: int | None = None,
+    label: Callable[[Image], str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[str, str]]:
-    """[(PNG path, finding)] of `generator`'s training images, written into `folder` one at a
-    time: what a streaming trainer reads per batch (and what separate training processes,
-    without Django, can open). Memory holds one image at a time whatever the pool's size."""
-    check_training_set(generator)
-    findings = resolve_findings(generator)
-    canonical = _spellings(findings)
-    unconditional = not backend_for(generator.kind).takes_prompt
-    images = training_images(generator.modality, findings, without_finding=unconditional)
-    total = images.count()
+    """[(PNG path, label)] of `generator`'s training images (labelled as `load_training_set`
+    does), written into `folder` one at a time: what a streaming trainer reads per batch (and
+    what separate training processes, without Django, can open). Memory holds one image at a
+    time whatever the pool's size."""
     items = []
-    for number, image in enumerate(images.iterator(), start=1):
+    for image, array, text in _decoded_items(generator, resolution, label, progress):
         path = folder / f"{image.public_id}.png"
-        PILImage.fromarray(_decode(image, resolution)).save(path)
-        items.append((str(path), canonical.get(image.finding.lower(), image.finding)))
-        if progress is not None:
-            progress(number, total)
+        PILImage.fromarray(array).save(path)
+        items.append((str(path), text))
     return items

@@ -121,8 +121,8 @@ class TrainForm(forms.Form):
         initial=1,
         required=False,
         label="GPUs",
-        help_text="Pixel diffusion only: GPUs of one worker host to train on together "
-        "(one process each; the batch is split between them).",
+        help_text="GPUs of one worker host to train on together, for pixel diffusion and "
+        "LoRA runs (one process each; the batch is split between them).",
     )
     preset = forms.ChoiceField(
         choices=DDPM_PRESETS,

@@ -38,7 +38,7 @@ FINDINGS = ["normal", "pneumonia"]
 # evaluation/quality.py EXTRACTOR_DEFAULTS and SPLIT_SEED (not imported: that module needs Django)
 EXTRACTOR = {"epochs": 30, "input_size": 64, "feature_dim": 64, "width": 16, "seed": 0}
 SPLIT_SEED = 0
-PER_FINDING = 8  # synthetic images per finding for the figures (CPU budget)
+PER_FINDING = int(os.environ.get("PER_FINDING", "8"))  # synthetic images per finding (CPU budget)
 SAMPLER = {"scheduler": "ddim", "steps": 10, "guidance": 2.0}
 
 # model config, training config: the old recipe spelled out, the new one is the defaults

@@ -135,8 +135,8 @@ class Backend(ABC):
             raise JobError(f"gpus must be a whole number of at least 1, not {gpus!r}")
         if gpus > 1 and not self.multi_gpu:
             raise JobError(
-                f"a {self.kind} model trains on one GPU; several GPUs per run are for "
-                f"pixel diffusion (ddpm) models"
+                f"a {self.kind} model does not train on this host's GPUs; several GPUs per run "
+                f"are for pixel diffusion and Stable Diffusion LoRA runs"
             )
         return gpus
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -371,32 +370,16 @@ class DDPMBackend(Backend):
     @staticmethod
     def _train_processes(session: TrainingSession, config, tc, dataset, gpus: int):
         """Train in `gpus` processes on this host (one per GPU); this process keeps the job."""
-        import torch
+        from generation.backends.processes import train_in_processes
 
-        from generation.engine import launch
-
-        device = session.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and gpus > torch.cuda.device_count():
-            raise JobError(
-                f"the run asks for {gpus} GPUs; this worker sees {torch.cuda.device_count()} "
-                f"(CUDA_VISIBLE_DEVICES / the container's device reservation)"
-            )
         spec = {
+            "kind": "ddpm",
             "dataset": dataset,
             "config": config.to_dict(),
             "training": tc.to_dict(),
             "model_dir": str(session.generator.folder),
-            "device": device,
-            "threads_per_rank": max(1, (os.cpu_count() or 1) // gpus),
         }
-        on_step = session.step_callback(tc.checkpoint_every)
-        outcome = launch.train_processes(
-            spec,
-            gpus,
-            lambda progress: on_step(progress["step"], progress["total"], progress["loss"]),
-            session.cancel,
-        )
-        return TrainingOutcome(outcome.cancelled, outcome.step, outcome.last_loss)
+        return train_in_processes(session, spec, gpus, tc.checkpoint_every)
 
     @staticmethod
     def _configure(generator: GeneratorModel, params: dict[str, Any]):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -60,6 +61,7 @@ def lora_config_from(
         resolution=int(resolution) if resolution else None,
         train_text_encoder=bool(params.get("train_text_encoder", False)),
         seed=int(params.get("seed", 0)),
+        data_workers=2,  # none inside a Celery child (daemonic); two per rank of a multi-GPU run
         grid_guidance=StableDiffusionBackend.default_guidance,
         **grid,
     )
@@ -73,6 +75,7 @@ class StableDiffusionBackend(Backend):
     default_guidance = 7.5
     takes_negative_prompt = True
     needs_base_checkpoint = True
+    multi_gpu = True
     training_params = TRAINING_PARAMS
     model_level_files = ("loss_log.jsonl",)
     shared_folders = ("lora",)
@@ -232,20 +235,43 @@ class StableDiffusionBackend(Backend):
         config = lora_config_from(
             params, session.run.total_steps, resolution, self._grid_prompts(generator, age_group)
         )
-        dataset = self._dataset(session, config, age_group)
-        self._store_config(generator, config, age_group)
-        result = train_lora(
-            generator.base_checkpoint,
-            generator.folder,
-            dataset,
-            config,
-            device=session.device,
-            resume=True,
-            on_step=session.step_callback(config.checkpoint_every),
-            cancel=session.cancel,
-            model_name=generator.name,
-        )
+        gpus = self.check_gpus(params.get("gpus"))
+        # the training set goes to disk one image at a time and is decoded per batch
+        with tempfile.TemporaryDirectory(prefix="spotthefake-training-") as folder:
+            dataset = self._dataset(session, config, age_group, Path(folder))
+            self._store_config(generator, config, age_group)
+            if gpus > 1:
+                return self._train_processes(session, config, dataset, gpus)
+            result = train_lora(
+                generator.base_checkpoint,
+                generator.folder,
+                dataset,
+                config,
+                device=session.device,
+                resume=True,
+                on_step=session.step_callback(config.checkpoint_every),
+                cancel=session.cancel,
+                model_name=generator.name,
+            )
         return TrainingOutcome(result.cancelled, result.step, result.last_loss)
+
+    @staticmethod
+    def _train_processes(session: TrainingSession, config: Any, dataset: list, gpus: int):
+        """Fine-tune in `gpus` processes on this host (one per GPU); this process keeps the job."""
+        from dataclasses import asdict
+
+        from generation.backends.processes import train_in_processes
+
+        session.runner.log(f"LoRA fine-tuning in {gpus} processes")
+        spec = {
+            "kind": "lora",
+            "checkpoint": session.generator.base_checkpoint,
+            "model_dir": str(session.generator.folder),
+            "model_name": session.generator.name,
+            "dataset": dataset,
+            "lora": asdict(config),
+        }
+        return train_in_processes(session, spec, gpus, config.checkpoint_every)
 
     @staticmethod
     def _grid_prompts(generator: GeneratorModel, age_group: str | None) -> list[str]:
@@ -257,13 +283,16 @@ class StableDiffusionBackend(Backend):
         return [build_prompt(generator.modality, finding, age_group) for finding in findings]
 
     @staticmethod
-    def _dataset(session: TrainingSession, config: Any, age_group: str | None) -> list:
-        from generation.datasets import load_training_set
+    def _dataset(
+        session: TrainingSession, config: Any, age_group: str | None, folder: Path
+    ) -> list:
+        from generation.datasets import export_training_set
         from generation.engine.prompts import build_prompt
 
         generator = session.generator
-        dataset = load_training_set(
+        dataset = export_training_set(
             generator,
+            folder,
             resolution=config.resolution,
             label=lambda image: build_prompt(generator.modality, image.finding, age_group),
         )

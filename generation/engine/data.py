@@ -109,7 +109,7 @@ def as_square_uint8(image: Any, index: int, resolution: int) -> np.ndarray:
     return array
 
 
-def _read(path: str | os.PathLike, index: int) -> np.ndarray:
+def read_image_file(path: str | os.PathLike, index: int) -> np.ndarray:
     from PIL import Image
 
     try:
@@ -134,7 +134,7 @@ class TrainingImages(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self.items[index]
         if isinstance(image, (str, os.PathLike)):
-            image = _read(image, index)
+            image = read_image_file(image, index)
         array = as_square_uint8(image, index, self.resolution)
         return torch.from_numpy(np.ascontiguousarray(array))[None], label
 

@@ -1,4 +1,5 @@
-"""Train one ddpm model with N processes (one per GPU) on this host. No Django.
+"""Train one ddpm model, or one Stable Diffusion LoRA, with N processes (one per GPU) on this
+host. No Django.
 
 The worker that holds the job calls `train_processes`: it starts N copies of this module
 (`python -m generation.engine.launch SPEC`) with the torch.distributed variables set (the same
@@ -193,7 +194,7 @@ def _rank_main(spec_path: str) -> None:
                 "step": result.step, "cancelled": result.cancelled,
                 "last_loss": result.last_loss,
             })  # fmt: skip
-    except DDPMError as error:  # a message for the researcher (bad data, NaN loss, ...)
+    except _researcher_errors() as error:  # a message for the researcher (bad data, NaN, ...)
         _write_json(work / ERROR.format(rank=world.rank), {"message": str(error)})
         raise SystemExit(1) from None
     finally:
@@ -201,7 +202,15 @@ def _rank_main(spec_path: str) -> None:
             torch.distributed.destroy_process_group()
 
 
+def _researcher_errors() -> tuple[type[Exception], ...]:
+    from .stable_diffusion.errors import StableDiffusionError
+
+    return (DDPMError, StableDiffusionError, ValueError)
+
+
 def _train_rank(spec: dict, device: str, world, on_step, cancel):
+    if spec.get("kind") == "lora":
+        return _train_lora_rank(spec, device, on_step, cancel)
     from .ddpm import DDPMConfig
     from .training import TrainingConfig, train
 
@@ -217,6 +226,22 @@ def _train_rank(spec: dict, device: str, world, on_step, cancel):
         cancel=cancel,
         resume=True,
         save_on_cancel=True,
+    )
+
+
+def _train_lora_rank(spec: dict, device: str, on_step, cancel):
+    from .stable_diffusion.lora import LoraTrainingConfig, train_lora
+
+    return train_lora(
+        spec["checkpoint"],
+        spec["model_dir"],
+        [tuple(item) for item in spec["dataset"]],
+        LoraTrainingConfig.from_dict(spec["lora"]),
+        device=device,
+        resume=True,
+        on_step=on_step,
+        cancel=cancel,
+        model_name=spec.get("model_name"),
     )
 
 

@@ -97,6 +97,20 @@ def test_it_rejects_a_bad_subject_or_filter(real_pool):
         run("--synthetic", f"job:{job.pk}", "--real", "colour=red")
 
 
+def test_it_matches_the_real_images_of_a_finding_through_its_synonyms(real_pool):
+    from pool.models import Finding, FindingSynonym
+
+    normal, _ = Finding.objects.get_or_create(name="normal")
+    FindingSynonym.objects.create(finding=normal, name="no findings")
+    job = make_job([ImageFactory(truth=Truth.SYNTHETIC) for _ in range(4)])
+
+    run("--synthetic", f"job:{job.pk}", "--real", "modality=CXR,finding=No Findings")
+
+    evaluation = QualityEvaluation.objects.get(generation_job=job)
+    assert evaluation.status == EvaluationStatus.SUCCEEDED, evaluation.error
+    assert evaluation.n_real == 12
+
+
 def test_it_evaluates_a_job_after_it_succeeds_once(real_pool, django_capture_on_commit_callbacks, monkeypatch):
     job = make_job([ImageFactory(truth=Truth.SYNTHETIC) for _ in range(6)])
     calls = []

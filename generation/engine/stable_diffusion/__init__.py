@@ -8,8 +8,9 @@ Pure Python: no Django here. Three parts:
   folder on top) and samples grayscale uint8 images, one CPU-seeded generator per image so a seed
   gives the same image on any device and in any batch, each with a provenance dict.
 * `LoraTrainer` / `train_lora`: LoRA fine-tuning of the UNet (optionally the text encoder too)
-  through peft on (grayscale uint8 square array, prompt) pairs, with atomic resumable checkpoints
-  that hold only the LoRA weights plus a training state.
+  through peft on (grayscale uint8 square array or image file, prompt) pairs, decoded per batch,
+  in one process or several (`torch.distributed`), with atomic resumable checkpoints that hold
+  only the LoRA weights plus a training state.
 
 Nothing is ever fetched from a model hub: every load passes `local_files_only=True`.
 

@@ -18,10 +18,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from generation.engine import distributed
 from generation.engine import precision as precision_mod
 from generation.engine.cancellation import cancel_requested
 from generation.engine.devices import pick_placement
 
+from . import data as lora_data
 from .checks import check_checkpoint, sha256_file
 from .errors import CheckpointError, StableDiffusionError, TrainingDivergedError
 from .generator import StableDiffusionGenerator, _all_library_versions, make_scheduler
@@ -90,6 +92,7 @@ class LoraTrainingConfig:
     max_grad_norm: float = 1.0
     lr_warmup_steps: int = 0
     caption_dropout: float = 0.0  # fraction of captions replaced by "" (keeps guidance useful)
+    data_workers: int = 0  # DataLoader worker processes decoding images (0: in this process)
     gradient_checkpointing: bool = False
     mixed_precision: str = "auto"  # "auto": bf16 on CUDA >= 8.0, fp16 + grad scaler below; "no"
     checkpoint_on_cancel: bool = True
@@ -108,6 +111,8 @@ class LoraTrainingConfig:
             "gradient_accumulation_steps",
             "checkpoint_every",
         )
+        if not isinstance(self.data_workers, int) or self.data_workers < 0:
+            raise ValueError(f"data_workers must be 0 or more, not {self.data_workers!r}")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -156,6 +161,10 @@ class LoraTrainer:
     lora_training.json, written to a temporary folder and renamed into place), `loss_log.jsonl`
     (one JSON line per optimizer step) and, when training finishes, `lora/` (the LoRA weights
     alone). Build it, then call `train()`; `resume=True` continues from the newest checkpoint.
+
+    Started as one rank of several (`distributed.init_from_env`), each rank trains on its slice
+    of every global batch, the LoRA gradients are averaged over the ranks before each optimizer
+    step, and rank 0 alone writes the loss log, checkpoints and the final export.
     """
 
     def __init__(
@@ -181,6 +190,12 @@ class LoraTrainer:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.dataset = dataset
+        self.world = distributed.current()
+        if self.config.batch_size % self.world.size:
+            raise ValueError(
+                f"batch_size {self.config.batch_size} must be a multiple of the number of "
+                f"processes ({self.world.size}): each takes an equal part of every batch"
+            )
         self._place(device)
         self._load_models()
         self._add_adapters()
@@ -189,16 +204,14 @@ class LoraTrainer:
             len(self.vae.config.block_out_channels) - 1
         )
         self.resolution = int(self.config.resolution or native)
-        self.rng = torch.Generator("cpu").manual_seed(int(self.config.seed))
         self.step = 0
         self.losses: list[tuple[int, float]] = []
         self.last_checkpoint: Path | None = None
         self.resumed_from: int | None = None
-        self._epoch_cache: tuple[int, torch.Tensor] | None = None
         self._grid_prompts: list[str] | None = None
 
     def _place(self, device: str | None) -> None:
-        self.device = pick_placement(device, None).device
+        self.device = distributed.local_device(pick_placement(device, None).device, self.world)
         # Frozen weights and autocast in bf16 on CUDA cards that have it, in fp16 with a
         # gradient scaler on older ones (the LoRA weights stay fp32); fp32 on CPU and MPS.
         requested = "auto" if self.config.mixed_precision == "auto" else "fp32"
@@ -304,49 +317,24 @@ class LoraTrainer:
 
     # -- data ---------------------------------------------------------------------------------
 
-    def _index_at(self, position: int) -> int:
-        """Dataset index at a position of the endless shuffled stream (one fresh permutation per
-        epoch, seeded by config.seed + epoch), so resuming at a step replays the same order."""
-        n = len(self.dataset)
-        epoch, offset = divmod(position, n)
-        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
-            gen = torch.Generator("cpu").manual_seed(int(self.config.seed) * 1_000_003 + epoch)
-            self._epoch_cache = (epoch, torch.randperm(n, generator=gen))
-        return int(self._epoch_cache[1][offset])
+    def _stream(self, first: int, last: int):
+        """(pixels, prompts) of this rank's micro-batches for steps first..last-1 (0-based)."""
+        cfg = self.config
+        sampler = lora_data.MicroBatches(
+            len(self.dataset), seed=int(cfg.seed), batch_size=cfg.batch_size,
+            accum=cfg.gradient_accumulation_steps, first=first, last=last,
+            rank=self.world.rank, world=self.world.size,
+        )  # fmt: skip
+        images = lora_data.LoraImages(self.dataset, self.resolution)
+        return lora_data.micro_batches(images, sampler, cfg.data_workers)
 
-    def _pixels(self, image: np.ndarray) -> torch.Tensor:
-        """uint8 grayscale (H, W) -> float (3, R, R) in [-1, 1] (gray copied into the 3 channels)."""
-        array = np.asarray(image)
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if array.ndim != 2:
-            raise ValueError(
-                f"training images must be 2-D grayscale arrays, got shape {array.shape}"
-            )
-        if array.dtype != np.uint8:
-            raise ValueError(f"training images must be uint8, got {array.dtype}")
-        if array.shape != (self.resolution, self.resolution):
-            if array.shape[0] != array.shape[1]:
-                raise ValueError(
-                    f"training images must be square, got {array.shape[1]}x{array.shape[0]}"
-                )
-            array = np.asarray(
-                Image.fromarray(array).resize(
-                    (self.resolution, self.resolution), Image.Resampling.BICUBIC
-                )
-            )
-        tensor = torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0)
-        return tensor.unsqueeze(0).expand(3, -1, -1)
-
-    def _batch(self, indices: Sequence[int], *, rng: torch.Generator, dropout: float):
-        images, prompts = [], []
-        for index in indices:
-            image, prompt = self.dataset[index]
-            images.append(self._pixels(image))
-            if dropout and float(torch.rand((), generator=rng)) < dropout:
-                prompt = ""
-            prompts.append(str(prompt))
-        return torch.stack(images), prompts
+    @staticmethod
+    def _captions(prompts: Sequence[str], gens: list[torch.Generator], dropout: float):
+        """The prompts with each dropped (made "") with probability `dropout`, per sample."""
+        return [
+            "" if dropout and float(torch.rand((), generator=gen)) < dropout else str(prompt)
+            for prompt, gen in zip(prompts, gens, strict=True)
+        ]
 
     # -- loss ---------------------------------------------------------------------------------
 
@@ -355,21 +343,30 @@ class LoraTrainer:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def _loss(self, pixels: torch.Tensor, prompts: list[str], rng: torch.Generator) -> torch.Tensor:
-        """Noise-prediction MSE of one batch; noise and timesteps come from the CPU `rng`."""
+    def _draw(self, gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+        """One standard normal tensor of `shape` per sample, stacked, on the device."""
+        return torch.stack([torch.randn(shape, generator=gen) for gen in gens]).to(self.device)
+
+    def _latents(self, pixels: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
         with torch.no_grad():
             dist = self.vae.encode(pixels.to(self.device, self.weight_dtype)).latent_dist
-            noise_for_latents = torch.randn(dist.mean.shape, generator=rng, dtype=torch.float32)
-            latents = dist.mean.float() + dist.std.float() * noise_for_latents.to(self.device)
+            noise = self._draw(gens, tuple(dist.mean.shape[1:]))
+            latents = dist.mean.float() + dist.std.float() * noise
             shift = getattr(self.vae.config, "shift_factor", None)
             if shift is not None:
                 latents = latents - shift
-            latents = latents * self.vae.config.scaling_factor
+            return latents * self.vae.config.scaling_factor
 
-        noise = torch.randn(latents.shape, generator=rng, dtype=torch.float32).to(self.device)
-        timesteps = torch.randint(
-            0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=rng
-        ).to(self.device)
+    def _loss(
+        self, pixels: torch.Tensor, prompts: list[str], gens: list[torch.Generator]
+    ) -> torch.Tensor:
+        """Noise-prediction MSE of one batch; every sample's noise and timestep come from its
+        own CPU generator in `gens`."""
+        latents = self._latents(pixels, gens)
+        noise = self._draw(gens, tuple(latents.shape[1:]))
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.cat([torch.randint(0, steps, (1,), generator=gen) for gen in gens])
+        timesteps = timesteps.to(self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
 
         prediction_type = self.noise_scheduler.config.prediction_type
@@ -405,14 +402,15 @@ class LoraTrainer:
         Default items: the first min(8, len(dataset))."""
         if indices is None:
             indices = range(min(8, len(self.dataset)))
-        rng = torch.Generator("cpu").manual_seed(seed)
-        pixels, prompts = self._batch(list(indices), rng=rng, dropout=0.0)
+        images = lora_data.LoraImages(self.dataset, self.resolution)
+        pixels, prompts = zip(*(images[i] for i in indices), strict=True)
+        gens = lora_data.sample_generators(seed, range(len(pixels)))
         modes = (self.unet.training, self.text_encoder.training)
         self.unet.eval()
         self.text_encoder.eval()
         try:
             with torch.no_grad():
-                return float(self._loss(pixels, prompts, rng))
+                return float(self._loss(torch.stack(pixels), list(prompts), gens))
         finally:
             self.unet.train(modes[0])
             self.text_encoder.train(modes[1])
@@ -434,10 +432,12 @@ class LoraTrainer:
         checkpoint of the current step is saved (with `config.checkpoint_on_cancel`) and the
         result says `cancelled=True` (no `lora/` export). With `resume`, training continues from
         the newest complete checkpoint in `output_dir`. A NaN / infinite loss raises
-        TrainingDivergedError.
+        TrainingDivergedError. Under several ranks, every rank stops at the same step.
         """
         cfg = self.config
-        self._remove_stale_temp_dirs()
+        if self.world.main:
+            self._remove_stale_temp_dirs()
+        distributed.barrier(self.world)
         if resume and self.step == 0:
             latest = self.latest_checkpoint()
             if latest is not None:
@@ -469,11 +469,13 @@ class LoraTrainer:
         """Optimizer steps up to max_steps, logged and checkpointed; True if stopped early."""
         cfg = self.config
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        batches = self._stream(self.step, cfg.max_steps)
         while self.step < cfg.max_steps:
             self.optimizer.zero_grad(set_to_none=True)
-            micro_losses = self._accumulate(cancel)
+            micro_losses = self._accumulate(cancel, batches)
             if micro_losses is None:
                 return True
+            self._average_gradients(params)
             self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op but fp16)
             if cfg.max_grad_norm and cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -482,47 +484,66 @@ class LoraTrainer:
             self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
-            mean_loss = sum(micro_losses) / len(micro_losses)
+            local = sum(micro_losses) / len(micro_losses)
+            mean_loss = distributed.all_mean(local, self.world, self.device)
             self.losses.append((self.step, mean_loss))
             self._log_loss(mean_loss)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                 self.save_checkpoint()
-            if (
-                on_step is not None
-                and on_step(self.step, cfg.max_steps, mean_loss) is False
-                or self.step < cfg.max_steps
-                and cancel_requested(cancel)
-            ):
+            stop = on_step is not None and on_step(self.step, cfg.max_steps, mean_loss) is False
+            if stop or self.step < cfg.max_steps and self._stop_agreed(cancel):
                 return True
         return False
 
-    def _accumulate(self, cancel: Any) -> list[float] | None:
+    def _stop_agreed(self, cancel: Any) -> bool:
+        """Whether `cancel` fired here or on any other rank (all ranks stop at the same step)."""
+        return distributed.any_rank(cancel_requested(cancel), self.world, self.device)
+
+    def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """The mean of the ranks' LoRA gradients, in one all-reduce per optimizer step.
+
+        Not DistributedDataParallel: its per-parameter hooks fire on every micro-batch and clash
+        with the UNet's gradient checkpointing, while the LoRA weights are few enough to reduce
+        as one flat tensor once the accumulation cycle is done."""
+        if not self.world.active:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
+        flat /= self.world.size
+        offset = 0
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = flat[offset : offset + grad.numel()].view_as(param).clone()
+            offset += grad.numel()
+
+    def _accumulate(self, cancel: Any, batches) -> list[float] | None:
         """The losses of one accumulation cycle (gradients summed); None if cancelled in it."""
         cfg = self.config
-        accum = cfg.gradient_accumulation_steps
-        # a cancel inside an accumulation cycle drops the partial cycle, RNG draws included
-        rng_at_step_start = self.rng.get_state()
         micro_losses = []
-        for micro in range(accum):
-            if cancel_requested(cancel):
-                self.rng.set_state(rng_at_step_start)
+        for micro in range(cfg.gradient_accumulation_steps):
+            if self._stop_agreed(cancel):
                 return None
-            micro_losses.append(self._micro_step((self.step * accum + micro) * cfg.batch_size))
+            where = lora_data.positions(
+                self.step, micro, batch_size=cfg.batch_size,
+                accum=cfg.gradient_accumulation_steps, rank=self.world.rank, world=self.world.size,
+            )  # fmt: skip
+            micro_losses.append(self._micro_step(next(batches), where))
         return micro_losses
 
-    def _micro_step(self, first: int) -> float:
-        """Loss of the micro-batch starting at dataset position `first`, back-propagated."""
+    def _micro_step(self, batch: tuple[torch.Tensor, list[str]], where: range) -> float:
+        """Loss of the micro-batch at stream positions `where`, back-propagated."""
         cfg = self.config
-        indices = [self._index_at(first + j) for j in range(cfg.batch_size)]
-        pixels, prompts = self._batch(indices, rng=self.rng, dropout=cfg.caption_dropout)
-        loss = self._loss(pixels, prompts, self.rng)
+        pixels, prompts = batch
+        gens = lora_data.sample_generators(int(cfg.seed), where)
+        loss = self._loss(pixels, self._captions(prompts, gens, cfg.caption_dropout), gens)
         if not torch.isfinite(loss.detach()):
-            where = (
+            where_saved = (
                 f" (last good checkpoint: {self.last_checkpoint})" if self.last_checkpoint else ""
             )
             raise TrainingDivergedError(
                 f"training loss became {float(loss.detach())} at step {self.step + 1}; lower the "
-                f"learning rate (now {cfg.learning_rate:g}) or check the training images{where}"
+                f"learning rate (now {cfg.learning_rate:g}) or check the training images"
+                f"{where_saved}"
             )
         self.scaler.scale(loss / cfg.gradient_accumulation_steps).backward()
         return float(loss.detach())
@@ -541,6 +562,8 @@ class LoraTrainer:
         return self._export_final()
 
     def _log_loss(self, loss: float) -> None:
+        if not self.world.main:
+            return
         record = {
             "step": self.step,
             "loss": loss,
@@ -605,6 +628,7 @@ class LoraTrainer:
             },
             "config": asdict(self.config),
             "precision": self.precision.record(),
+            "processes": self.world.size,
             "library_versions": _all_library_versions(),
             "saved_at": datetime.now(UTC).isoformat(),
         }
@@ -631,6 +655,9 @@ class LoraTrainer:
     def save_checkpoint(self) -> Path:
         """Save `checkpoint-<step>/` (LoRA weights + training state) atomically; prune old ones."""
         final = self.output_dir / f"{CHECKPOINT_PREFIX}{self.step:07d}"
+        if not self.world.main:  # rank 0 writes it; the others hold the same weights
+            self.last_checkpoint = final
+            return final
 
         def write(tmp: Path) -> None:
             self._write_lora(tmp)
@@ -638,7 +665,6 @@ class LoraTrainer:
                 "step": self.step,
                 "optimizer": self.optimizer.state_dict(),
                 "lr_scheduler": self.lr_scheduler.state_dict(),
-                "rng_state": self.rng.get_state(),
                 "losses": [[s, v] for s, v in self.losses],
                 "config": asdict(self.config),
                 "unet_sha256": self.info.unet_sha256,
@@ -656,6 +682,8 @@ class LoraTrainer:
 
     def _export_final(self) -> Path:
         """`lora/`: the LoRA weights and lora_training.json only, for generation."""
+        if not self.world.main:
+            return self.output_dir / FINAL_LORA_DIRNAME
 
         def write(tmp: Path) -> None:
             self._write_lora(tmp)
@@ -698,7 +726,8 @@ class LoraTrainer:
             shutil.rmtree(child, ignore_errors=True)
 
     def load_checkpoint(self, folder: str | os.PathLike) -> None:
-        """Restore LoRA weights, optimizer, LR schedule, RNG, step and loss history."""
+        """Restore LoRA weights, optimizer, LR schedule, step and loss history (the step is the
+        data order's and the random numbers' whole state)."""
         from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_peft
         from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
         from peft.utils import set_peft_model_state_dict
@@ -752,7 +781,6 @@ class LoraTrainer:
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         if state.get("grad_scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["grad_scaler"])
-        self.rng.set_state(state["rng_state"])
         self.step = int(state["step"])
         self.losses = [(int(s), float(v)) for s, v in state.get("losses", [])]
         self.last_checkpoint = folder
@@ -761,7 +789,7 @@ class LoraTrainer:
     def _truncate_loss_log(self) -> None:
         """Drop loss-log lines from steps after the checkpoint being resumed (a crashed run)."""
         log = self.output_dir / LOSS_LOG_NAME
-        if not log.is_file():
+        if not self.world.main or not log.is_file():
             return
         kept = []
         for line in log.read_text(encoding="utf-8").splitlines():
