@@ -166,9 +166,11 @@ def evaluate(out: Path) -> None:
     from evaluation.metrics import compare_sets, machine_observer
     from generation.engine.sampling import image_grid
 
-    images, _ = _real(out)
+    images, labels = _real(out)
     features = extractor(out)
-    held_out = [images[i] for i in _split(len(images))[1]]
+    held_idx = _split(len(images))[1]
+    held_out = [images[i] for i in held_idx]
+    _real_grid(out, [images[i] for i in held_idx], [labels[i] for i in held_idx])
     rows = {}
     for recipe in RECIPES:
         synthetic = list(np.load(out / f"{recipe}-samples.npy"))
@@ -183,14 +185,34 @@ def evaluate(out: Path) -> None:
     _print_table(rows)
 
 
+def _real_grid(out: Path, images: list[np.ndarray], labels: list[str]) -> None:
+    """The first 8 held-out real images of each finding at the models' resolution: what the
+    synthetic grids are read against."""
+    from PIL import Image
+
+    from generation.engine.sampling import image_grid
+
+    picked = [i for f in FINDINGS for i in [j for j, lab in enumerate(labels) if lab == f][:8]]
+    small = [
+        np.asarray(Image.fromarray(images[i]).resize((RESOLUTION,) * 2, Image.Resampling.LANCZOS))
+        for i in picked
+    ]
+    Image.fromarray(image_grid(small, columns=8)).save(out / "real-grid.png")
+
+
 def _figures(report, observer) -> dict:
     def est(value):
         return getattr(value, "estimate", None)
 
+    def ci(value):
+        return [getattr(value, "ci_low", None), getattr(value, "ci_high", None)]
+
     fd, kid = report.metric("frechet_distance"), report.metric("kid")
     return {
-        "fd": est(fd.value), "fd_baseline": est(fd.baseline), "fd_ratio": fd.ratio,
-        "kid": est(kid.value), "kid_baseline": est(kid.baseline),
+        "n_compared": report.n_compared,
+        "fd": est(fd.value), "fd_ci": ci(fd.value),
+        "fd_baseline": est(fd.baseline), "fd_baseline_ci": ci(fd.baseline), "fd_ratio": fd.ratio,
+        "kid": est(kid.value), "kid_ci": ci(kid.value), "kid_baseline": est(kid.baseline),
         "observer_auc": est(observer.auc),
         "observer_auc_ci": [getattr(observer.auc, "ci_low", None),
                             getattr(observer.auc, "ci_high", None)],
