@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.metrics.distances import frechet_distance
-from evaluation.metrics.manifold import kth_neighbour_distances
+from evaluation.metrics.distances import frechet_distance, polynomial_kernel
+from evaluation.metrics.manifold import kth_neighbour_distances, pairwise_distances
 
 Seed = int | Sequence[int]
 PRDC_NAMES = ("precision", "recall", "density", "coverage")
@@ -116,10 +116,6 @@ def frechet_interval(
     return _interval(figure, sizes, estimate, n_resamples, seed, level, (0.0, np.inf))
 
 
-def _kernel(a: np.ndarray, b: np.ndarray, d: int) -> np.ndarray:
-    return (a @ b.T / d + 1.0) ** 3
-
-
 def kid_interval(
     reference: np.ndarray,
     compared: np.ndarray,
@@ -131,9 +127,9 @@ def kid_interval(
 ) -> Interval:
     """The cubic polynomial kernel of ``distances.polynomial_mmd2``, from kernels computed once;
     ``estimate`` is the KID reported (a mean over subsets), on which the interval is centred."""
-    d = reference.shape[1]
-    k_aa, k_bb = _kernel(reference, reference, d), _kernel(compared, compared, d)
-    k_ab = _kernel(reference, compared, d)
+    k_aa = polynomial_kernel(reference, reference)
+    k_bb = polynomial_kernel(compared, compared)
+    k_ab = polynomial_kernel(reference, compared)
 
     def within(k: np.ndarray, w: np.ndarray) -> float:
         w = w.astype(np.float64)
@@ -159,15 +155,7 @@ def prdc_intervals(
 ) -> dict[str, Interval]:
     """Intervals of precision, recall, density and coverage (``manifold.prdc``'s definitions),
     centred on ``estimates`` (name -> the figure of the full sets)."""
-    dist = np.sqrt(
-        np.clip(
-            (reference**2).sum(1)[:, None]
-            + (compared**2).sum(1)[None, :]
-            - 2.0 * reference @ compared.T,
-            0.0,
-            None,
-        )
-    )
+    dist = pairwise_distances(reference, compared)
     with _one_thread():
         samples = _prdc_samples(reference, compared, dist, k, n_resamples, seed)
     return {

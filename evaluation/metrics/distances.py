@@ -81,12 +81,19 @@ class KernelDistance:
     n_subsets: int
 
 
+def polynomial_kernel(
+    a: np.ndarray, b: np.ndarray, degree: int = 3, coef: float = 1.0
+) -> np.ndarray:
+    """``k(x, y) = (x.y / d + coef)^degree`` between every row of ``a`` and every row of ``b``."""
+    return (a @ b.T / a.shape[1] + coef) ** degree
+
+
 def polynomial_mmd2(a: np.ndarray, b: np.ndarray, degree: int = 3, coef: float = 1.0) -> float:
     """Unbiased MMD^2 with ``k(x, y) = (x.y / d + coef)^degree`` (diagonals left out within sets)."""
-    m, n, d = a.shape[0], b.shape[0], a.shape[1]
-    k_aa = (a @ a.T / d + coef) ** degree
-    k_bb = (b @ b.T / d + coef) ** degree
-    k_ab = (a @ b.T / d + coef) ** degree
+    m, n = a.shape[0], b.shape[0]
+    k_aa = polynomial_kernel(a, a, degree, coef)
+    k_bb = polynomial_kernel(b, b, degree, coef)
+    k_ab = polynomial_kernel(a, b, degree, coef)
     within_a = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
     within_b = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
     return float(within_a + within_b - 2.0 * k_ab.mean())

@@ -35,6 +35,12 @@ class PRDC:
     n_synthetic: int
 
 
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between every row of ``a`` and every row of ``b`` (n_a, n_b)."""
+    sq = (a**2).sum(axis=1)[:, None] + (b**2).sum(axis=1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(sq, 0.0, None))  # rounding can make a zero distance slightly negative
+
+
 def kth_neighbour_distances(features: np.ndarray, k: int) -> np.ndarray:
     """Distance from each row to its k-th nearest other row."""
     nn = NearestNeighbors(n_neighbors=k + 1).fit(features)
@@ -61,11 +67,8 @@ def prdc(real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> PRDC:
     in_real_balls = np.zeros(synthetic.shape[0], np.int64)  # per synthetic: number of real balls
     real_covered = np.zeros(real.shape[0], bool)
     real_recalled = np.zeros(real.shape[0], bool)
-    real_sq = (real**2).sum(axis=1)[:, None]
     for start in range(0, synthetic.shape[0], BLOCK):
-        block = synthetic[start : start + BLOCK]
-        sq = real_sq + (block**2).sum(axis=1)[None, :] - 2.0 * real @ block.T
-        dist = np.sqrt(np.clip(sq, 0.0, None))  # (n_real, block)
+        dist = pairwise_distances(real, synthetic[start : start + BLOCK])  # (n_real, block)
         inside = dist < real_radii[:, None]
         in_real_balls[start : start + BLOCK] = inside.sum(axis=0)
         real_covered |= inside.any(axis=1)

@@ -1,7 +1,6 @@
 import io
 
 import pytest
-import torch
 from django.core.management import CommandError, call_command
 
 from evaluation.models import EvaluationStatus, FeatureExtractorVersion, QualityEvaluation
@@ -12,14 +11,7 @@ from pool.models import Truth
 from tests.evaluation_app.helpers import image_with_display
 from tests.factories import ImageFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _tiny(settings, tmp_path):
-    torch.set_num_threads(1)
-    settings.MODEL_ROOT = tmp_path / "models"
-    settings.EVALUATION_EXTRACTOR = {"epochs": 2, "input_size": 32, "feature_dim": 8, "width": 4}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_extractor")]
 
 
 def make_job(synthetic_images, name="tiny"):

@@ -4,7 +4,6 @@ import csv
 import io
 
 import pytest
-import torch
 
 from evaluation.models import QualityEvaluation
 from pool.models import Truth
@@ -13,14 +12,7 @@ from readerstudy.models import StudyCase
 from tests.evaluation_app.test_evaluate_images import run
 from tests.factories import ImageFactory, StudyFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _tiny(settings, tmp_path):
-    torch.set_num_threads(1)
-    settings.MODEL_ROOT = tmp_path / "models"
-    settings.EVALUATION_EXTRACTOR = {"epochs": 2, "input_size": 32, "feature_dim": 8, "width": 4}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_extractor")]
 
 
 @pytest.fixture

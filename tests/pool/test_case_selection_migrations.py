@@ -3,26 +3,15 @@ become vocabulary entries (one per spelling in any case), generated images get t
 provenance, and existing studies keep reader feedback off."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
+
+from tests.migrating import leaves, migrate
 
 BEFORE = [
     ("pool", "0001_initial"),
     ("generation", "0003_job_balance_sources"),
     ("readerstudy", "0004_study_designs"),
 ]
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor = MigrationExecutor(connection)
-    return executor._create_project_state(with_applied_migrations=True).apps
-
-
-def _leaves() -> list[tuple[str, str]]:
-    return MigrationExecutor(connection).loader.graph.leaf_nodes()
 
 
 def _image(Image, n: int, finding: str, truth: str = "real", provenance=None):
@@ -60,9 +49,9 @@ def _old_world(apps) -> dict:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_maps_free_text_findings_and_fills_generation_provenance():
-    world = _old_world(_migrate(BEFORE))
+    world = _old_world(migrate(BEFORE))
 
-    new = _migrate(_leaves())
+    new = migrate(leaves())
 
     Image = new.get_model("pool", "Image")
     Finding = new.get_model("pool", "Finding")
@@ -83,11 +72,11 @@ def test_it_maps_free_text_findings_and_fills_generation_provenance():
 
 @pytest.mark.django_db(transaction=True)
 def test_it_migrates_back_and_forth_keeping_the_images():
-    world = _old_world(_migrate(BEFORE))
-    _migrate(_leaves())
-    old = _migrate(BEFORE)
+    world = _old_world(migrate(BEFORE))
+    migrate(leaves())
+    old = migrate(BEFORE)
     Image = old.get_model("pool", "Image")
     assert Image.objects.count() == len(world["images"]) + 1
     assert Image.objects.get(public_id="image-2").finding == "Pneumonia"
-    new = _migrate(_leaves())
+    new = migrate(leaves())
     assert new.get_model("pool", "Finding").objects.count() == 2

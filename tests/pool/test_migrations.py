@@ -8,21 +8,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from tests.migrating import leaves, migrate
+
 # The last schema in which the reader-study app owned images.
 BEFORE = [("pool", None), ("readerstudy", "0001_initial"), ("generation", "0001_initial")]
-
-
-def _migrate(targets):
-    """Migrate to `targets`; the historical models of the schema the database now has."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor = MigrationExecutor(connection)
-    return executor._create_project_state(with_applied_migrations=True).apps
-
-
-def _leaves() -> list[tuple[str, str]]:
-    executor = MigrationExecutor(connection)
-    return executor.loader.graph.leaf_nodes()
 
 
 def _old_world(apps) -> dict:
@@ -74,13 +63,13 @@ def _old_world(apps) -> dict:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_migrates_a_database_with_images_studies_and_readings_without_losing_a_row():
-    old = _migrate(BEFORE)
+    old = migrate(BEFORE)
     world = _old_world(old)
     image_type = old.get_model("contenttypes", "ContentType").objects.get_or_create(
         app_label="readerstudy", model="image"
     )[0]
 
-    new = _migrate(_leaves())
+    new = migrate(leaves())
 
     Image = new.get_model("pool", "Image")
     assert Image._meta.db_table == "readerstudy_image"
