@@ -4,8 +4,6 @@ PY := $(VENV)/bin/python
 # The CPU wheel is on disk on the team's machines; a CUDA machine sets its own build here.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-# The demo's training steps (`make demo DEMO_STEPS=50`; README "The demo"). Empty: run_demo's default.
-DEMO_STEPS ?=
 
 .PHONY: demo test install lint clean-demo
 
@@ -18,9 +16,11 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # run_demo starts the web server, the worker and beat first, then runs the demo's jobs on the
-# worker; it writes .env.demo, the settings that ./manage reads in any later shell.
+# worker; it writes .env.demo, the settings that ./manage reads in any later shell. Its knobs
+# (`make demo DEMO_STEPS=50`, README "The demo") reach it as they are: make exports
+# command-line variables, and the environment's, to its recipes.
 demo: install
-	DEBUG=1 VENV=$(VENV) $(if $(DEMO_STEPS),DEMO_STEPS=$(DEMO_STEPS)) ./manage run_demo
+	DEBUG=1 VENV=$(VENV) ./manage run_demo
 
 # The conventions are checked before the tests: ruff (banned APIs, complexity, import order),
 # the import contracts (pyproject.toml [tool.importlinter]) and mypy over the pure packages.

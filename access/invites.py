@@ -7,6 +7,11 @@ password, and after PASSWORD_RESET_TIMEOUT. A new account has an unusable passwo
 With an SMTP server configured (EMAIL_HOST) the link goes by e-mail only; without one it is
 shown to the researcher to pass on (the message still goes through EMAIL_BACKEND, the console
 or a file in development), because a link the researcher can see lets them set the password.
+That is acceptable only for an account nobody uses yet: for a reader who has set a password the
+link would let the researcher take the account over, so it goes by e-mail or not at all.
+
+A batch of invitations shares one mail connection (a list of 200 readers is one SMTP session,
+not 200); once that connection fails, the rest are not tried and their links are shown.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
+from django.core.mail import get_connection, send_mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.http import HttpRequest
 from django.template.loader import render_to_string
@@ -42,11 +48,14 @@ class Invitation:
     link: str
     emailed: bool
     mail_failed: bool = False
+    # The reader has a password already: the link is never shown, only e-mailed.
+    password_set: bool = False
 
     @property
     def shown_link(self) -> str:
-        """The link for the researcher's page: empty when it went out by e-mail."""
-        return "" if self.emailed else self.link
+        """The link for the researcher's page: empty when it went out by e-mail, and always
+        empty for an account with a password (seeing it would let the researcher take it over)."""
+        return "" if self.emailed or self.password_set else self.link
 
 
 def delivers_email() -> bool:
@@ -91,9 +100,56 @@ def link_for(request: HttpRequest, user) -> str:
     return request.build_absolute_uri(path)
 
 
-def invite(request: HttpRequest, user) -> Invitation:
+class _Mailer:
+    """One mail connection for a batch of invitations. After it fails once it stops trying:
+    with a dead server every further reader would wait EMAIL_TIMEOUT_S again in the request."""
+
+    def __init__(self) -> None:
+        self.connection: BaseEmailBackend = get_connection()
+        self.broken = False
+
+    def send(self, user, subject: str, body: str) -> bool:
+        if self.broken:
+            return False
+        try:
+            # Opened once here: send_mail then leaves it open for the next reader.
+            self.connection.open()
+            send_mail(subject, body, None, [user.email], connection=self.connection)
+        except smtplib.SMTPRecipientsRefused:
+            # This address only: the connection still works for the others.
+            logger.exception("the mail server refused the address of user %s", user.pk)
+            return False
+        except (OSError, smtplib.SMTPException):
+            logger.exception("could not e-mail the invitation of user %s", user.pk)
+            self.broken = True
+            return False
+        return True
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        except (OSError, smtplib.SMTPException):
+            # The mails were accepted already; a failed QUIT changes nothing for them.
+            logger.warning("could not close the mail connection", exc_info=True)
+
+
+def invite_all(request: HttpRequest, users) -> list[Invitation]:
+    """Invitations for `users`, their mails over one connection."""
+    mailer = _Mailer()
+    try:
+        return [_invite(request, user, mailer) for user in users]
+    finally:
+        mailer.close()
+
+
+def _invite(request: HttpRequest, user, mailer: _Mailer) -> Invitation:
     """A fresh invitation link; links given before stop working if no password was set yet."""
-    if not user.has_usable_password():
+    password_set = user.has_usable_password()
+    if password_set and not (delivers_email() and user.email):
+        # Without a mail server the link could only be shown, and that would hand the
+        # researcher the account: no link is made; the reader uses "Forgot your password?".
+        return Invitation(user=user, link="", emailed=False, password_set=True)
+    if not password_set:
         # A new unusable password changes the token's hash: an earlier link is void.
         user.set_unusable_password()
         user.save(update_fields=["password"])
@@ -106,15 +162,11 @@ def invite(request: HttpRequest, user) -> Invitation:
         "inviter": request.user,
         "valid_days": valid_days(),
     }
-    try:
-        send_mail(
-            "Your reader account for Spot the fake",
-            render_to_string("access/invite_email.txt", context),
-            None,
-            [user.email],
+    body = render_to_string("access/invite_email.txt", context)
+    if not mailer.send(user, "Your reader account for Spot the fake", body):
+        # The researcher still gets the link to pass on (unless the reader has a password);
+        # the log says why the mail failed.
+        return Invitation(
+            user=user, link=link, emailed=False, mail_failed=True, password_set=password_set
         )
-    except (OSError, smtplib.SMTPException):
-        # The researcher still gets the link to pass on; the log says why the mail failed.
-        logger.exception("could not e-mail the invitation of user %s", user.pk)
-        return Invitation(user=user, link=link, emailed=False, mail_failed=True)
-    return Invitation(user=user, link=link, emailed=delivers_email())
+    return Invitation(user=user, link=link, emailed=delivers_email(), password_set=password_set)

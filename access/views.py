@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from access import roles
 from access.forms import ReaderForm, ReaderListForm
-from access.invites import create_reader, delivers_email, invite, valid_days
+from access.invites import create_reader, delivers_email, invite_all, valid_days
 
 User = get_user_model()
 READERS_PER_PAGE = 50
@@ -89,7 +89,7 @@ def readers(request: HttpRequest) -> HttpResponse:
         if form.is_bound and form.is_valid():
             with transaction.atomic():
                 users = [create_reader(new) for new in form.readers]
-            return _invitations_page(request, [invite(request, user) for user in users], True)
+            return _invitations_page(request, invite_all(request, users), True)
     page, query = _readers(request)
     context = {
         **_context(request, "Readers"),
@@ -106,4 +106,4 @@ def readers(request: HttpRequest) -> HttpResponse:
 @require_POST
 def reader_invite(request: HttpRequest, pk: int) -> HttpResponse:
     reader = _get_reader_for_user(request, pk)
-    return _invitations_page(request, [invite(request, reader)], False)
+    return _invitations_page(request, invite_all(request, [reader]), False)

@@ -274,6 +274,10 @@ if REDIS_URL and env_bool("SESSION_CACHE", True):
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "spotthefake",
+            # Redis down or unreachable must cost a request a second, not the worker's whole
+            # timeout: access.sessions then falls back to the database. The options go to
+            # redis-py's connection pool.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         },
     }
     SESSION_ENGINE = "access.sessions"
@@ -376,11 +380,11 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 20, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Spot the fake <noreply@localhost>")
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND",
+# Empty is unset: docker-compose passes EMAIL_BACKEND through empty when .env leaves it out.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "") or (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend",
+    else "django.core.mail.backends.console.EmailBackend"
 )
 if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
     EMAIL_FILE_PATH = env_path("EMAIL_FILE_PATH", VAR_DIR / "mail")

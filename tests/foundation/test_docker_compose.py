@@ -1,14 +1,37 @@
 """docker-compose.yml is checked by parsing it (Docker does not run on these machines)."""
 
+import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.access.test_production_settings import production_env
+from tests.foundation.test_gunicorn_config import gunicorn_settings
+
 ROOT = Path(__file__).resolve().parents[2]
+# Settings an operator sets in .env that the containers must see (the settings and
+# gunicorn.conf.py read them); each passed as ${NAME:-default}.
+PASSED_THROUGH = {
+    "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL", "EMAIL_TIMEOUT_S", "DEFAULT_FROM_EMAIL", "EMAIL_BACKEND",
+    "PASSWORD_RESET_TIMEOUT_S", "SESSION_CACHE", "WEB_WORKERS", "WEB_TIMEOUT_S",
+}  # fmt: skip
+GUNICORN = {"WEB_WORKERS", "WEB_TIMEOUT_S"}
+PRINT_MAIL = """
+import json, django
+django.setup()
+from django.conf import settings as s
+names = ["EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
+         "EMAIL_USE_SSL", "EMAIL_TIMEOUT", "DEFAULT_FROM_EMAIL", "EMAIL_BACKEND",
+         "PASSWORD_RESET_TIMEOUT", "SESSION_ENGINE"]
+print(json.dumps({name: getattr(s, name) for name in names}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +104,44 @@ def test_it_terminates_tls_in_caddy_in_front_of_gunicorn(compose):
         # Production mode: HTTPS settings on, nothing switches them off.
         assert "ALLOW_PLAIN_HTTP" not in environment and "DEBUG" not in environment
         assert environment["ALLOWED_HOSTS"].startswith("${SITE_DOMAIN")
+
+
+def compose_defaults(compose: dict) -> dict[str, str]:
+    """Each passed-through variable's default: what the containers get when .env lacks it."""
+    environment = compose["x-app"]["environment"]
+    defaults = {}
+    for name in PASSED_THROUGH:
+        match = re.fullmatch(r"\$\{(\w+):-(.*)\}", str(environment.get(name)))
+        assert match and match.group(1) == name, f"{name}: {environment.get(name)!r}"
+        defaults[name] = match.group(2)
+    return defaults
+
+
+def mail_settings(tmp_path: Path, **environ: str) -> dict:
+    env = production_env(tmp_path, REDIS_URL="redis://127.0.0.1:6379/5")
+    for name in PASSED_THROUGH:
+        env.pop(name, None)
+    env.update(environ)
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_MAIL], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_it_passes_mail_session_and_gunicorn_settings_with_the_same_defaults(compose, tmp_path):
+    defaults = compose_defaults(compose)
+    read = (ROOT / "spotthefake" / "settings.py").read_text()
+    read += (ROOT / "gunicorn.conf.py").read_text()
+    for name in PASSED_THROUGH:
+        assert f'"{name}"' in read, f"{name} is read by neither settings.py nor gunicorn.conf.py"
+    # A .env without them gives the containers what an environment without them gives.
+    django_defaults = {k: v for k, v in defaults.items() if k not in GUNICORN}
+    assert mail_settings(tmp_path, **django_defaults) == mail_settings(tmp_path)
+    passed = gunicorn_settings(**{name: defaults[name] for name in GUNICORN})
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout == gunicorn_settings().stdout
 
 
 def test_it_is_valid_for_docker_compose(tmp_path):
