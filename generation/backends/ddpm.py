@@ -17,6 +17,7 @@ from generation.backends.base import (
     TrainingSession,
     model_findings,
 )
+from generation.engine import legacy
 
 if TYPE_CHECKING:
     from generation.models import GeneratorModel
@@ -34,13 +35,9 @@ RECIPE_MODEL_PARAMS = frozenset({
 })  # fmt: skip
 MODEL_PARAMS = frozenset({"preset", "dropout", "recipe"}) | RECIPE_MODEL_PARAMS
 # "legacy": the recipe of models made before the recipe options existed (and of docs/real-run.md's
-# "old" column); the engine's own defaults are the new recipe. Named here without importing torch
-# (generation.engine.ddpm.LEGACY_RECIPE and training.LEGACY_TRAINING_RECIPE hold the same values).
-LEGACY_MODEL_RECIPE = {
-    "prediction_type": "epsilon", "beta_schedule": "linear", "rescale_betas_zero_snr": False,
-    "schedule_shift": 1.0,
-}  # fmt: skip
-LEGACY_TRAINING_RECIPE = {"min_snr_gamma": 0.0, "offset_noise": 0.0, "lr_schedule": "constant"}
+# "old" column); the engine's own defaults are the new recipe.
+LEGACY_MODEL_RECIPE = legacy.MODEL_RECIPE
+LEGACY_TRAINING_RECIPE = legacy.TRAINING_RECIPE
 RECIPES = [
     ("default", "default: v-prediction, cosine, zero-terminal SNR, min-SNR 5, cosine LR"),
     ("legacy", "legacy: epsilon, linear, no weighting, constant LR (models before 2026-11)"),
@@ -60,13 +57,12 @@ def _as_bool(value: Any) -> bool:
     return bool(value)
 
 
-def recipe_params(params: dict, generator: GeneratorModel | None = None) -> dict:
-    """`params` with the recipe filled in: the legacy values for `recipe: legacy` and for a model
-    trained before the recipe options existed (so it resumes as it was), explicit values kept."""
-    stored = (generator.config or {}) if generator is not None else {}
-    legacy = params.get("recipe") == "legacy" or (
-        bool(stored.get("resolution")) and "prediction_type" not in stored
-    )
+def recipe_params(params: dict) -> dict:
+    """`params` with the recipe filled in: the legacy values for `recipe: legacy`, explicit
+    values kept. A model trained before the recipe options existed needs no flag: the engine
+    reads its stored config and checkpoints as legacy (`DDPMConfig.from_dict`,
+    `training.stored_schedule`), so it resumes as it was."""
+    legacy = params.get("recipe") == "legacy"
     filled = {**LEGACY_MODEL_RECIPE, **LEGACY_TRAINING_RECIPE} if legacy else {}
     filled.update({k: v for k, v in params.items() if v is not None and k != "recipe"})
     for flag in ("rescale_betas_zero_snr", "hflip"):
@@ -214,7 +210,7 @@ class DDPMBackend(Backend):
                 config.findings = list(options["findings"])
             config.validate()
             training_config_from(
-                {k: v for k, v in recipe_params(params, generator).items()
+                {k: v for k, v in recipe_params(params).items()
                  if k in TRAINING_PARAMS},
                 options["steps"],
             )  # fmt: skip
@@ -331,7 +327,7 @@ class DDPMBackend(Backend):
         from generation.engine import training
 
         generator = session.generator
-        params = recipe_params(session.params, generator)
+        params = recipe_params(session.params)
         config = self._configure(generator, params)
         stored = training.stored_schedule(generator.folder)
         tc = training_config_from(params, session.run.total_steps, stored)

@@ -58,17 +58,22 @@ class EpochOrder:
         return out
 
 
+def check_shares(batch_size: int, world_size: int) -> None:
+    """Refuse a batch that `world_size` processes cannot split into equal parts."""
+    if batch_size % world_size:
+        raise DataError(
+            f"batch_size {batch_size} must be a multiple of the number of processes "
+            f"({world_size}): each takes an equal part of every batch"
+        )
+
+
 class StepBatches(torch.utils.data.Sampler):
     """The dataset indices of this rank's micro-batches for steps `first`..`last` (a batch
     sampler: one list per micro-batch, grad_accum of them per step)."""
 
     def __init__(self, n: int, *, seed: int, batch_size: int, grad_accum: int,
                  first: int, last: int, rank: int = 0, world_size: int = 1):  # fmt: skip
-        if batch_size % world_size:
-            raise DataError(
-                f"batch_size {batch_size} must be a multiple of the number of processes "
-                f"({world_size}): each takes an equal part of every batch"
-            )
+        check_shares(batch_size, world_size)
         self.n, self.seed, self.batch_size, self.grad_accum = n, seed, batch_size, grad_accum
         self.first, self.last = first, last
         self.local = batch_size // world_size
@@ -77,13 +82,18 @@ class StepBatches(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return max(0, self.last - self.first + 1) * self.grad_accum
 
+    def positions(self, step: int, micro: int) -> range:
+        """The run's sample numbers this rank trains on in micro-batch `micro` of `step` (from 1):
+        its contiguous slice of the global micro-batch."""
+        first = ((step - 1) * self.grad_accum + micro) * self.batch_size + self.rank * self.local
+        return range(first, first + self.local)
+
     def __iter__(self) -> Iterator[list[int]]:
         order = EpochOrder(self.n, self.seed)
-        per_step = self.batch_size * self.grad_accum
         for step in range(self.first, self.last + 1):
             for micro in range(self.grad_accum):
-                offset = (step - 1) * per_step + micro * self.batch_size
-                yield order.indices(offset + self.rank * self.local, self.local)
+                where = self.positions(step, micro)
+                yield order.indices(where.start, len(where))
 
 
 def as_square_uint8(image: Any, index: int, resolution: int) -> np.ndarray:
@@ -120,9 +130,10 @@ def read_image_file(path: str | os.PathLike, index: int) -> np.ndarray:
 
 
 class TrainingImages(torch.utils.data.Dataset):
-    """(1 x R x R uint8 tensor, class index) per item; files are decoded on access."""
+    """(1 x R x R uint8 tensor, label) per item; files are decoded on access. The label is
+    passed through: a class index for ddpm, a prompt for LoRA."""
 
-    def __init__(self, items: Sequence[tuple[Any, int]], resolution: int):
+    def __init__(self, items: Sequence[tuple[Any, Any]], resolution: int):
         self.items, self.resolution = items, resolution
         for i, (image, _) in enumerate(items):
             if not isinstance(image, (str, os.PathLike)):  # in memory: check the shape now
@@ -131,7 +142,7 @@ class TrainingImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
         image, label = self.items[index]
         if isinstance(image, (str, os.PathLike)):
             image = read_image_file(image, index)

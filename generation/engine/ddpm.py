@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from . import legacy
+
 KIND = "ddpm"
 FORMAT_VERSION = 1
 
@@ -36,12 +38,7 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 # What a config saved before the recipe options existed meant: read back as such, so an old
 # model keeps training and sampling as epsilon / linear.
-LEGACY_RECIPE: dict[str, Any] = {
-    "beta_schedule": "linear",
-    "prediction_type": "epsilon",
-    "rescale_betas_zero_snr": False,
-    "schedule_shift": 1.0,
-}
+LEGACY_RECIPE: dict[str, Any] = legacy.MODEL_RECIPE
 
 
 # name -> UNet layout. Attention only on the two lowest-resolution levels.

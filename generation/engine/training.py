@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from . import checkpoints as ckpt
 from . import data as data_mod
 from . import distributed as dist_mod
+from . import legacy
 from . import precision as precision_mod
 from .cancellation import cancel_requested as _cancel_requested
 from .data import EpochOrder as _EpochOrder  # noqa: F401 - kept importable from here
@@ -143,11 +144,7 @@ class TrainingConfig:
 
 
 # What a run whose settings predate the recipe options trained with (to resume it as it was).
-LEGACY_TRAINING_RECIPE: dict[str, Any] = {
-    "min_snr_gamma": 0.0,
-    "offset_noise": 0.0,
-    "lr_schedule": "constant",
-}
+LEGACY_TRAINING_RECIPE: dict[str, Any] = legacy.TRAINING_RECIPE
 
 
 @dataclass
@@ -461,11 +458,15 @@ INTERVAL_FIELDS = ("checkpoint_every", "log_every")
 
 
 def stored_schedule(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """The schedule the latest checkpoint of `model_dir` was trained with ({} if none)."""
+    """The schedule the latest checkpoint of `model_dir` was trained with ({} if none), and its
+    recipe's training settings: those the checkpoint's description does not name were the
+    legacy ones (it predates them), so an old run resumes as it was however often it resumes."""
     latest = ckpt.latest_checkpoint(model_dir)
     if latest is None:
         return {}
-    return dict(ckpt.load_training_state(latest).get("schedule") or {})
+    trained = ckpt.read_json(latest / ckpt.MARKER, "ddpm checkpoint description").get("training")
+    recipe = {k: (trained or {}).get(k, v) for k, v in LEGACY_TRAINING_RECIPE.items()}
+    return {**recipe, **(ckpt.load_training_state(latest).get("schedule") or {})}
 
 
 def check_schedule(stored: dict[str, Any], training: TrainingConfig) -> None:

@@ -230,6 +230,9 @@ def test_it_resumes_a_model_made_before_the_recipe_options_with_its_old_recipe(r
     for path in generator.folder.rglob(MARKER):  # as written before the recipe options
         marker = json.loads(path.read_text())
         marker["model"] = {k: v for k, v in marker["model"].items() if k not in new_keys}
+        if "training" in marker:
+            for key in ("min_snr_gamma", "offset_noise"):
+                marker["training"].pop(key, None)
         path.write_text(json.dumps(marker))
 
     args = [a if a != "3" else "5" for a in TRAIN]
@@ -238,5 +241,15 @@ def test_it_resumes_a_model_made_before_the_recipe_options_with_its_old_recipe(r
     assert marker["model"]["prediction_type"] == "epsilon"
     assert (marker["training"]["lr_schedule"], marker["training"]["min_snr_gamma"]) == (
         "constant",
+        0.0,
+    )
+    # the first resume stored the full config; a second one still trains with the old recipe
+    assert "prediction_type" in GeneratorModel.objects.get(pk=generator.pk).config
+    args = [a if a != "3" else "7" for a in TRAIN]
+    assert "trained old-tiny to step 7" in run("train_model", "old-tiny", "--resume", *args)
+    training = _latest_marker(generator)["training"]
+    assert (training["lr_schedule"], training["min_snr_gamma"], training["offset_noise"]) == (
+        "constant",
+        0.0,
         0.0,
     )

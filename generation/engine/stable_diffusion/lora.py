@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from generation.engine import distributed
+from generation.engine import data as data_mod
+from generation.engine import distributed, recipe
 from generation.engine import precision as precision_mod
 from generation.engine.cancellation import cancel_requested
 from generation.engine.devices import pick_placement
 
-from . import data as lora_data
 from .checks import check_checkpoint, sha256_file
 from .errors import CheckpointError, StableDiffusionError, TrainingDivergedError
 from .generator import StableDiffusionGenerator, _all_library_versions, make_scheduler
@@ -191,11 +191,7 @@ class LoraTrainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.dataset = dataset
         self.world = distributed.current()
-        if self.config.batch_size % self.world.size:
-            raise ValueError(
-                f"batch_size {self.config.batch_size} must be a multiple of the number of "
-                f"processes ({self.world.size}): each takes an equal part of every batch"
-            )
+        data_mod.check_shares(self.config.batch_size, self.world.size)
         self._place(device)
         self._load_models()
         self._add_adapters()
@@ -312,21 +308,37 @@ class LoraTrainer:
         )
         warmup = max(0, int(self.config.lr_warmup_steps))
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+            self.optimizer, recipe.lr_lambda(warmup, self.config.max_steps, "constant")
         )
 
     # -- data ---------------------------------------------------------------------------------
 
+    # The ddpm trainer's stream (generation.engine.data): sample k of the run is position
+    # k mod N of epoch k // N's permutation, each rank reads its slice of every global batch, and
+    # every random number of a sample comes from a generator seeded by (seed, k). A sample's loss
+    # does not depend on the rank or batch it falls in, and the step is the whole resume state.
+
     def _stream(self, first: int, last: int):
-        """(pixels, prompts) of this rank's micro-batches for steps first..last-1 (0-based)."""
+        """The sampler, and (uint8 images, prompts) of this rank's micro-batches, for steps
+        first..last (from 1)."""
         cfg = self.config
-        sampler = lora_data.MicroBatches(
+        sampler = data_mod.StepBatches(
             len(self.dataset), seed=int(cfg.seed), batch_size=cfg.batch_size,
-            accum=cfg.gradient_accumulation_steps, first=first, last=last,
-            rank=self.world.rank, world=self.world.size,
+            grad_accum=cfg.gradient_accumulation_steps, first=first, last=last,
+            rank=self.world.rank, world_size=self.world.size,
         )  # fmt: skip
-        images = lora_data.LoraImages(self.dataset, self.resolution)
-        return lora_data.micro_batches(images, sampler, cfg.data_workers)
+        images = data_mod.TrainingImages(self.dataset, self.resolution)
+        return sampler, data_mod.batches(images, sampler, cfg.data_workers)
+
+    @staticmethod
+    def _pixels(images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 1, R, R) -> float (B, 3, R, R) in [-1, 1] (gray in the 3 channels)."""
+        return (images.float() / 127.5 - 1.0).expand(-1, 3, -1, -1)
+
+    @staticmethod
+    def _generators(seed: int, where: range) -> list[torch.Generator]:
+        """One CPU generator per sample, seeded by (seed, its number in the run)."""
+        return [torch.Generator("cpu").manual_seed(data_mod.mix(seed, 2, k)) for k in where]
 
     @staticmethod
     def _captions(prompts: Sequence[str], gens: list[torch.Generator], dropout: float):
@@ -402,15 +414,15 @@ class LoraTrainer:
         Default items: the first min(8, len(dataset))."""
         if indices is None:
             indices = range(min(8, len(self.dataset)))
-        images = lora_data.LoraImages(self.dataset, self.resolution)
+        images = data_mod.TrainingImages(self.dataset, self.resolution)
         pixels, prompts = zip(*(images[i] for i in indices), strict=True)
-        gens = lora_data.sample_generators(seed, range(len(pixels)))
+        gens = self._generators(seed, range(len(pixels)))
         modes = (self.unet.training, self.text_encoder.training)
         self.unet.eval()
         self.text_encoder.eval()
         try:
             with torch.no_grad():
-                return float(self._loss(torch.stack(pixels), list(prompts), gens))
+                return float(self._loss(self._pixels(torch.stack(pixels)), list(prompts), gens))
         finally:
             self.unet.train(modes[0])
             self.text_encoder.train(modes[1])
@@ -469,10 +481,10 @@ class LoraTrainer:
         """Optimizer steps up to max_steps, logged and checkpointed; True if stopped early."""
         cfg = self.config
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        batches = self._stream(self.step, cfg.max_steps)
+        stream = self._stream(self.step + 1, cfg.max_steps)
         while self.step < cfg.max_steps:
             self.optimizer.zero_grad(set_to_none=True)
-            micro_losses = self._accumulate(cancel, batches)
+            micro_losses = self._accumulate(cancel, *stream)
             if micro_losses is None:
                 return True
             self._average_gradients(params)
@@ -491,13 +503,15 @@ class LoraTrainer:
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                 self.save_checkpoint()
             stop = on_step is not None and on_step(self.step, cfg.max_steps, mean_loss) is False
-            if stop or self.step < cfg.max_steps and self._stop_agreed(cancel):
+            if self.step < cfg.max_steps and self._stop_agreed(cancel, stop) or stop:
                 return True
         return False
 
-    def _stop_agreed(self, cancel: Any) -> bool:
-        """Whether `cancel` fired here or on any other rank (all ranks stop at the same step)."""
-        return distributed.any_rank(cancel_requested(cancel), self.world, self.device)
+    def _stop_agreed(self, cancel: Any, stop: bool = False) -> bool:
+        """Whether `cancel` fired or `stop` is set here or on any other rank (all ranks stop at
+        the same step: one that stopped alone would leave the others waiting in a collective)."""
+        flag = stop or cancel_requested(cancel)
+        return distributed.any_rank(flag, self.world, self.device)
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """The mean of the ranks' LoRA gradients, in one all-reduce per optimizer step.
@@ -516,26 +530,23 @@ class LoraTrainer:
             param.grad = flat[offset : offset + grad.numel()].view_as(param).clone()
             offset += grad.numel()
 
-    def _accumulate(self, cancel: Any, batches) -> list[float] | None:
+    def _accumulate(self, cancel: Any, sampler, batches) -> list[float] | None:
         """The losses of one accumulation cycle (gradients summed); None if cancelled in it."""
-        cfg = self.config
         micro_losses = []
-        for micro in range(cfg.gradient_accumulation_steps):
+        for micro in range(self.config.gradient_accumulation_steps):
             if self._stop_agreed(cancel):
                 return None
-            where = lora_data.positions(
-                self.step, micro, batch_size=cfg.batch_size,
-                accum=cfg.gradient_accumulation_steps, rank=self.world.rank, world=self.world.size,
-            )  # fmt: skip
+            where = sampler.positions(self.step + 1, micro)
             micro_losses.append(self._micro_step(next(batches), where))
         return micro_losses
 
     def _micro_step(self, batch: tuple[torch.Tensor, list[str]], where: range) -> float:
         """Loss of the micro-batch at stream positions `where`, back-propagated."""
         cfg = self.config
-        pixels, prompts = batch
-        gens = lora_data.sample_generators(int(cfg.seed), where)
-        loss = self._loss(pixels, self._captions(prompts, gens, cfg.caption_dropout), gens)
+        images, prompts = batch
+        gens = self._generators(int(cfg.seed), where)
+        captions = self._captions(prompts, gens, cfg.caption_dropout)
+        loss = self._loss(self._pixels(images), captions, gens)
         if not torch.isfinite(loss.detach()):
             where_saved = (
                 f" (last good checkpoint: {self.last_checkpoint})" if self.last_checkpoint else ""
@@ -861,7 +872,7 @@ class LoraTrainer:
             self.info.path,
             model_name=self.model_name,
             device=str(self.device),
-            precision=precision or ("bf16" if self.weight_dtype == torch.bfloat16 else "fp32"),
+            precision=precision or self.precision.name,  # the weights' own: bf16, fp16 or fp32
             _pipeline=pipe,
             _info=self.info,
         )
