@@ -132,26 +132,6 @@ def _decoded_items(
             progress(number, total)
 
 
-def load_training_set(
-    generator: GeneratorModel,
-    *,
-    resolution: int | None = None,
-    label: Callable[[Image], str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[tuple[np.ndarray, str]]:
-    """[(uint8 H x W array, label)] for the real pool images that train `generator`.
-
-    The label is the image's finding spelled as in the model's finding list (ddpm), or whatever
-    `label(image)` returns (a prompt, for Stable Diffusion). A ddpm model also gets the images
-    without a finding, labelled "": they train its null class (the unconditional branch that
-    classifier-free guidance subtracts) instead of being left out. Images are resized to
-    `resolution` here so that a large pool does not sit in memory at display size.
-    """
-    return [
-        (array, text) for _, array, text in _decoded_items(generator, resolution, label, progress)
-    ]
-
-
 def export_training_set(
     generator: GeneratorModel,
     folder: Path,
@@ -160,10 +140,15 @@ def export_training_set(
     label: Callable[[Image], str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[str, str]]:
-    """[(PNG path, label)] of `generator`'s training images (labelled as `load_training_set`
-    does), written into `folder` one at a time: what a streaming trainer reads per batch (and
-    what separate training processes, without Django, can open). Memory holds one image at a
-    time whatever the pool's size."""
+    """[(PNG path, label)] of `generator`'s training images, written into `folder` one at a time:
+    what a streaming trainer reads per batch (and what separate training processes, without
+    Django, can open). Memory holds one image at a time whatever the pool's size.
+
+    The label is the image's finding spelled as in the model's finding list (ddpm), or whatever
+    `label(image)` returns (a prompt, for Stable Diffusion). A ddpm model also gets the images
+    without a finding, labelled "": they train its null class (the unconditional branch that
+    classifier-free guidance subtracts) instead of being left out. Images are resized to
+    `resolution` as they are written."""
     items = []
     for image, array, text in _decoded_items(generator, resolution, label, progress):
         path = folder / f"{image.public_id}.png"

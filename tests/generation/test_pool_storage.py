@@ -117,7 +117,13 @@ def test_it_refuses_an_image_identical_to_one_already_in_the_pool(job, tiny_gene
         store_generated_image(second, 0, pixels(1), {})
 
 
-def test_it_trains_on_the_display_images_of_real_images_of_the_modality_and_findings(real_pool):
+def exported(generator, folder, resolution=None) -> list[tuple[np.ndarray, str]]:
+    """The training set as the trainers read it: PNG files, decoded."""
+    items = datasets.export_training_set(generator, folder, resolution=resolution)
+    return [(np.asarray(PILImage.open(path)), label) for path, label in items]
+
+
+def test_it_trains_on_the_display_images_of_real_images_of_the_modality_and_findings(real_pool, tmp_path):
     generator = GeneratorModel(
         name="g", kind=GeneratorKind.DDPM, modality=Modality.CXR, findings=["pneumonia"]
     )
@@ -125,39 +131,39 @@ def test_it_trains_on_the_display_images_of_real_images_of_the_modality_and_find
     synthetic = import_real(51, finding="pneumonia")
     Image.objects.filter(pk=synthetic.pk).update(truth=Truth.SYNTHETIC)  # never trained on
 
-    items = datasets.load_training_set(generator, resolution=32)
+    items = exported(generator, tmp_path, resolution=32)
 
     assert len(items) == 4  # 3 from the pool fixture + 1
     assert all(label == "pneumonia" for _, label in items)
     assert all(array.dtype == np.uint8 and array.shape == (32, 32) for array, _ in items)
 
 
-def test_it_trains_the_null_class_of_a_ddpm_model_on_real_images_without_a_finding(real_pool):
+def test_it_trains_the_null_class_of_a_ddpm_model_on_real_images_without_a_finding(real_pool, tmp_path):
     generator = GeneratorModel(
         name="g", kind=GeneratorKind.DDPM, modality=Modality.CXR, findings=["pneumonia"]
     )
     import_real(60, finding="")
 
-    items = datasets.load_training_set(generator, resolution=32)
+    items = exported(generator, tmp_path, resolution=32)
 
     assert sorted(label for _, label in items) == ["", "pneumonia", "pneumonia", "pneumonia"]
     assert datasets.check_training_set(generator) == 3  # the labelled ones make it non-empty
 
 
-def test_it_takes_every_labelled_finding_when_the_model_names_none(real_pool):
+def test_it_takes_every_labelled_finding_when_the_model_names_none(real_pool, tmp_path):
     generator = GeneratorModel(name="g", kind=GeneratorKind.DDPM, modality=Modality.CXR)
     assert datasets.resolve_findings(generator) == ["normal", "pneumonia"]
-    assert len(datasets.load_training_set(generator)) == 6
+    assert len(exported(generator, tmp_path)) == 6
 
 
-def test_it_says_clearly_when_the_training_set_is_empty(real_pool):
+def test_it_says_clearly_when_the_training_set_is_empty(real_pool, tmp_path):
     generator = GeneratorModel(
         name="g", kind=GeneratorKind.DDPM, modality=Modality.CT, findings=["nodule"]
     )
     with pytest.raises(
         datasets.DatasetError, match="training set is empty: no real CT images with finding nodule"
     ):
-        datasets.load_training_set(generator)
+        exported(generator, tmp_path)
 
 
 def test_it_shares_a_checkpoint_through_the_storage_and_fetches_it_elsewhere(
