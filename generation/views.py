@@ -20,7 +20,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -300,8 +300,9 @@ def generate(request: HttpRequest) -> HttpResponse:
 # --- the jobs ----------------------------------------------------------------------------------
 
 
-def _list_progress(job: JobBase, done: int, total: int) -> dict:
-    """The progress bar of a list row, from the row itself (no query per row)."""
+def list_progress(job: JobBase, done: int, total: int) -> dict:
+    """The progress bar of a list row, from the row itself (no query per row); the keys of
+    ``partials/progress_bar.html``."""
     done = min(done, total) if total else done
     percent = (
         100.0 if job.status == JobStatus.SUCCEEDED else (100.0 * done / total if total else 0.0)
@@ -314,6 +315,50 @@ def _list_progress(job: JobBase, done: int, total: int) -> dict:
         "percent": percent,
         "latest_loss": latest_loss,
     }
+
+
+def listed_runs() -> QuerySet[TrainingRun]:
+    """Training runs as the lists show them, newest first."""
+    return TrainingRun.objects.select_related("generator").order_by("-created_at", "-id")
+
+
+def listed_jobs() -> QuerySet[GenerationJob]:
+    """Generation jobs as the lists show them, newest first, each with its images counted in
+    the same query (``outputs_done``)."""
+    return (
+        GenerationJob.objects.select_related("generator")
+        .annotate(outputs_done=Count("outputs"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def run_row(run: TrainingRun) -> dict:
+    """One row of a list of jobs (``partials/job_table.html``); ``run`` from listed_runs()."""
+    return {
+        "kind": "training",
+        "unit": "steps",
+        "job": run,
+        "url": job_url("training", run),
+        "progress": list_progress(run, run.step, run.total_steps),
+    }
+
+
+def generation_row(job: GenerationJob) -> dict:
+    """One row of a list of jobs; ``job`` from listed_jobs() (it reads ``outputs_done``)."""
+    return {
+        "kind": "generation",
+        "unit": "images",
+        "job": job,
+        "url": job_url("generation", job),
+        "progress": list_progress(job, job.outputs_done, job.count),
+    }
+
+
+def recent_job_rows(n: int) -> list[dict]:
+    """The latest ``n`` training runs and ``n`` generation jobs, newest first: two queries."""
+    rows = [run_row(run) for run in listed_runs()[:n]]
+    rows += [generation_row(job) for job in listed_jobs()[:n]]
+    return sorted(rows, key=lambda row: row["job"].created_at, reverse=True)
 
 
 def _page_links(request: HttpRequest, page: Page, param: str) -> dict[str, str]:
@@ -335,36 +380,10 @@ def _page_links(request: HttpRequest, page: Page, param: str) -> dict[str, str]:
 def job_list(request: HttpRequest) -> HttpResponse:
     _require(request, "generation.view_trainingrun")
     _require(request, "generation.view_generationjob")
-    runs = _paginate(
-        request,
-        TrainingRun.objects.select_related("generator").order_by("-created_at", "-id"),
-        JOBS_PER_PAGE,
-        "runs",
-    )
-    jobs = _paginate(
-        request,
-        GenerationJob.objects.select_related("generator")
-        .annotate(outputs_done=Count("outputs"))
-        .order_by("-created_at", "-id"),
-        JOBS_PER_PAGE,
-        "jobs",
-    )
-    run_rows = [
-        {
-            "job": run,
-            "url": job_url("training", run),
-            "progress": _list_progress(run, run.step, run.total_steps),
-        }
-        for run in runs
-    ]
-    job_rows = [
-        {
-            "job": job,
-            "url": job_url("generation", job),
-            "progress": _list_progress(job, job.outputs_done, job.count),
-        }
-        for job in jobs
-    ]
+    runs = _paginate(request, listed_runs(), JOBS_PER_PAGE, "runs")
+    jobs = _paginate(request, listed_jobs(), JOBS_PER_PAGE, "jobs")
+    run_rows = [run_row(run) for run in runs]
+    job_rows = [generation_row(job) for job in jobs]
     context = {
         **_admin_context(request, "Training runs and generation jobs"),
         "runs": runs,

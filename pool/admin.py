@@ -122,8 +122,8 @@ class FindingAdmin(admin.ModelAdmin):
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
-        for synonym in formset.new_objects + [obj for obj, _ in formset.changed_objects]:
-            findings.relabel(synonym.name, form.instance.name)
+        saved = formset.new_objects + [obj for obj, _ in formset.changed_objects]
+        findings.adopt_synonyms(form.instance, saved)
 
     @admin.action(description="Merge selected findings into one", permissions=["change"])
     def merge_selected(self, request: HttpRequest, queryset) -> HttpResponse | None:

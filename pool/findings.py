@@ -14,12 +14,8 @@ from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 
-from pool.models import Finding, FindingSynonym, Image
-
-
-def tidy(text: str | None) -> str:
-    """Surrounding and repeated whitespace removed: "  lung   opacity " -> "lung opacity"."""
-    return " ".join((text or "").split())
+# tidy lives with the models, whose clean() uses it too; importable from here as before.
+from pool.models import Finding, FindingSynonym, Image, tidy
 
 
 def lookup(text: str | None) -> Finding | None:
@@ -85,14 +81,11 @@ def rename(finding: Finding, old_name: str) -> int:
         return relabel(old_name, finding.name)
 
 
-def add_synonym(finding: Finding, name: str) -> FindingSynonym:
-    """Record ``name`` as another name of ``finding`` (images saying it are relabelled)."""
-    synonym = FindingSynonym(finding=finding, name=tidy(name))
-    synonym.full_clean()
+def adopt_synonyms(finding: Finding, synonyms: Iterable[FindingSynonym]) -> int:
+    """After ``synonyms`` of ``finding`` were saved (added or respelled): images saying one of
+    them carry the finding's name from now on. Returns how many images were relabelled."""
     with transaction.atomic():
-        synonym.save()
-        relabel(synonym.name, finding.name)
-    return synonym
+        return sum(relabel(synonym.name, finding.name) for synonym in synonyms)
 
 
 def merge(target: Finding, others: Iterable[Finding]) -> int:

@@ -7,6 +7,11 @@ from django.db import models
 from django.db.models.functions import Lower
 
 
+def tidy(text: str | None) -> str:
+    """Surrounding and repeated whitespace removed: "  lung   opacity " -> "lung opacity"."""
+    return " ".join((text or "").split())
+
+
 def new_public_id() -> str:
     """Opaque, unguessable identifier: 128 random bits, URL-safe.
 
@@ -123,7 +128,7 @@ class Finding(models.Model):
         return self.name
 
     def clean(self) -> None:
-        self.name = " ".join(self.name.split())
+        self.name = tidy(self.name)
         clash = FindingSynonym.objects.filter(name__iexact=self.name)
         if self.pk is not None:
             clash = clash.exclude(finding=self)
@@ -154,7 +159,7 @@ class FindingSynonym(models.Model):
         return self.name
 
     def clean(self) -> None:
-        self.name = " ".join(self.name.split())
+        self.name = tidy(self.name)
         same = Finding.objects.filter(name__iexact=self.name).first()
         if same is not None and same.pk == self.finding_id:
             raise ValidationError({"name": f"“{self.name}” is already the finding's name."})

@@ -21,7 +21,7 @@ from readerstudy.extensions import StudyAdminView, study_admin_views
 from readerstudy.forms import CaseRuleForm
 from readerstudy.models import Assignment, PresentationProfile, Study, StudyCase, StudyStatus
 from readerstudy.progress import progress_label, with_progress
-from readerstudy.services.copies import duplicate_study
+from readerstudy.services.copies import copy_title, duplicate_study
 from readerstudy.services.studies import (
     OpenNeedsConfirmation,
     StudyRefused,
@@ -372,6 +372,8 @@ class StudyAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "original": study,
             "title": f"Duplicate “{study}”",
+            # The title duplicate_study() will give: "(copy 2)" and so on once "(copy)" is taken.
+            "copy_title": copy_title(study.title),
             "n_cases": study.cases.count(),
             "n_readers": study.assignments.count(),
         }

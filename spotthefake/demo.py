@@ -64,15 +64,17 @@ class DemoOptions:
     resolution: int = DEFAULT_RESOLUTION
     images_per_finding: int = DEFAULT_IMAGES_PER_FINDING
 
-    @property
-    def training_params(self) -> dict:
-        # The backend's public run settings (the Train form's and train_model's); the rest of
-        # the recipe is the backend's default. Below 64 px only the "tiny" preset fits.
-        return {
-            "preset": "small" if self.resolution >= 64 else "tiny",
-            "batch_size": 16,
-            "grid_steps": 20,
-        }
+
+def training_params(generator) -> dict:
+    """The backend's public run settings (the Train form's and train_model's); the rest of the
+    recipe is the backend's default. The preset follows the model row's resolution, not the
+    options': a model made by an earlier `make demo` keeps the resolution it was made with.
+    Below 64 px only the "tiny" preset fits."""
+    return {
+        "preset": "small" if generator.resolution >= 64 else "tiny",
+        "batch_size": 16,
+        "grid_steps": 20,
+    }
 
 
 # ----------------------------------------------------------------------------- settings file
@@ -201,7 +203,7 @@ class DemoChain:
             run = start_training(
                 generator=generator,
                 total_steps=self.options.steps,
-                params=self.options.training_params,
+                params=training_params(generator),
                 user=demo_admin(),
             )
             self.started.add(("training", run.pk))
@@ -230,9 +232,9 @@ class DemoChain:
 
 
 def _job_progress(kind: str, job, done: str) -> Progress:
-    from django.urls import reverse
+    from generation.views import job_url
 
-    path = reverse("generation-job", args=[kind, job.pk])
+    path = job_url(kind, job)
     if job.status in ("failed", "cancelled"):
         reason = f": {job.error}" if job.error else ""
         return Progress("stopped", f"{kind} job #{job.pk} {job.status}{reason}", path)
@@ -292,13 +294,12 @@ def start_demo_generation(generator, options: DemoOptions, study: Study | None) 
 
 
 def open_step() -> Progress:
-    study = open_demo_study()
-    audit = study.blinding_audits.order_by("-computed_at").first()
+    study, cues = open_demo_study()
     note = ""
-    if audit is not None and audit.blocking:
-        cues = ", ".join(f"{row['name']} {row['auc']:.2f}" for row in audit.blocking)
+    if cues:
         note = (
-            f"; the blinding audit's cues ({cues}) are acknowledged as admin, as a CPU demo needs"
+            f"; the blinding audit's cues ({', '.join(cues)}) are acknowledged as admin, "
+            "as a CPU demo needs"
         )
     practice = study.cases.filter(is_practice=True).count()
     return Progress(
@@ -308,13 +309,13 @@ def open_step() -> Progress:
     )
 
 
-def open_demo_study() -> Study:
-    """Two practice cases (one real, one synthetic), both demo readers, then open."""
+def open_demo_study() -> tuple[Study, list[str]]:
+    """Two practice cases (one real, one synthetic), both demo readers, then open; returns the
+    study and the audit's cues that were acknowledged. Only DemoChain.advance() calls it, and
+    only for a draft study (it reports any other as open)."""
     from readerstudy.services.studies import assign_reader, open_study
 
     study = demo_study()
-    if study.status == StudyStatus.OPEN:
-        return study
     for truth in ("real", "synthetic"):
         case = study.cases.filter(image__truth=truth, is_practice=False).order_by("id").first()
         if (
@@ -328,15 +329,16 @@ def open_demo_study() -> Study:
         if not account.is_staff:
             assign_reader(study, users.objects.get(username=account.username))
     match_generator_resolution(study)
-    acknowledge_known_leaks(study, demo_admin())
+    cues = acknowledge_known_leaks(study, demo_admin())
     open_study(study)
     study.refresh_from_db()
-    return study
+    return study, cues
 
 
 def match_generator_resolution(study: Study) -> None:
-    """The demo's generator makes 64-px images: present every case at that resolution, so that
-    blur alone does not give the fakes away (what the audit advises for such a study)."""
+    """The demo's generator makes small images (DEMO_RESOLUTION px): present every case at the
+    lowest resolution among them, so that blur alone does not give the fakes away (what the
+    audit advises for such a study)."""
     from readerstudy.models.presentation import SourceResolution
     from readerstudy.services.presentation import profile_of
 
@@ -347,9 +349,10 @@ def match_generator_resolution(study: Study) -> None:
 
 
 def acknowledge_known_leaks(study: Study, admin) -> list[str]:
-    """The demo's 64-pixel CPU model makes images that differ from real ones in texture, so the
+    """The demo's small CPU model makes images that differ from real ones in texture, so the
     blinding audit blocks the study; the demo records the researcher's acknowledgement, as a
-    researcher would after looking at the cues. A real study should fix the cause instead."""
+    researcher would after looking at the cues; returns the cues. A real study should fix the
+    cause instead."""
     from evaluation.services import acknowledge_audit, ensure_current_audit
 
     audit = ensure_current_audit(study)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 
 from access import roles
 from evaluation.models import BlindingAudit, EvaluationStatus
-from generation.models import GenerationJob, JobStatus, TrainingRun
+from generation.views import recent_job_rows
 from readerstudy.models import Study, StudyStatus
 from readerstudy.progress import progress_label, progress_percent, with_progress
 
@@ -87,45 +87,6 @@ def _study_rows(studies: QuerySet[Study]) -> list[dict]:
     ]
 
 
-def _percent(done: int, total: int, status: str) -> int:
-    if status == JobStatus.SUCCEEDED:
-        return 100
-    return min(100, 100 * done // total) if total else 0
-
-
-def _job_rows() -> list[dict]:
-    """The latest training runs and generation jobs, newest first, with their progress."""
-    runs = TrainingRun.objects.select_related("generator").order_by("-created_at", "-id")
-    jobs = (
-        GenerationJob.objects.select_related("generator")
-        .annotate(outputs_done=Count("outputs"))
-        .order_by("-created_at", "-id")
-    )
-    rows = [
-        {
-            "kind": "training",
-            "job": run,
-            "done": run.step,
-            "total": run.total_steps,
-            "unit": "steps",
-        }
-        for run in runs[:JOBS_SHOWN]
-    ] + [
-        {
-            "kind": "generation",
-            "job": job,
-            "done": job.outputs_done,
-            "total": job.count,
-            "unit": "images",
-        }
-        for job in jobs[:JOBS_SHOWN]
-    ]
-    for row in rows:
-        row["percent"] = _percent(row["done"], row["total"], row["job"].status)
-        row["url"] = reverse("generation-job", args=[row["kind"], row["job"].pk])
-    return sorted(rows, key=lambda row: row["job"].created_at, reverse=True)
-
-
 @require_GET
 @staff_member_required
 def home(request: HttpRequest) -> HttpResponse:
@@ -139,7 +100,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "study_rows": _study_rows(_studies(request, mine)),
         "studies_shown": STUDIES_SHOWN,
         "may_see_jobs": may_see_jobs,
-        "job_rows": _job_rows() if may_see_jobs else [],
+        "job_rows": recent_job_rows(JOBS_SHOWN) if may_see_jobs else [],
     }
     response = render(request, "staff/home.html", context)
     response["Cache-Control"] = "private, no-store"

@@ -159,6 +159,27 @@ def test_it_refuses_a_synonym_that_is_a_finding_of_its_own(admin_client):
     assert not FindingSynonym.objects.exists()
 
 
+def test_it_relabels_images_saying_a_synonym_added_in_the_admin(admin_client):
+    image = imported(1, "opacity")
+    imported(2, "pneumonia")
+    finding = Finding.objects.get(name="pneumonia")
+    Finding.objects.filter(name="opacity").delete()  # as if it had come around the vocabulary
+    response = admin_client.post(
+        f"/admin/pool/finding/{finding.pk}/change/",
+        {
+            "name": "pneumonia",
+            "synonyms-TOTAL_FORMS": "1",
+            "synonyms-INITIAL_FORMS": "0",
+            "synonyms-0-name": " Opacity ",
+            "synonyms-0-finding": str(finding.pk),
+        },
+    )
+    assert response.status_code == 302
+    assert list(finding.synonyms.values_list("name", flat=True)) == ["Opacity"]
+    image.refresh_from_db()
+    assert image.finding == "pneumonia"
+
+
 def test_it_lists_the_vocabulary_with_synonyms_and_image_counts(admin_client):
     imported(1, "pneumonia")
     imported(2, "Pneumonia")

@@ -113,6 +113,16 @@ def test_it_duplicates_from_the_admin_page_and_lands_on_the_copy(client, read_st
     assert StudyCase.objects.filter(study=copy).count() == read_study.cases.count()
 
 
+def test_it_names_the_copy_on_the_admin_page_as_it_will_be_made(client, read_study):
+    client.force_login(ResearcherFactory())
+    url = f"/admin/readerstudy/study/{read_study.pk}/duplicate/"
+    assert "“Adult CXR vs ddpm (copy)”" in client.get(url).content.decode()
+    duplicate_study(read_study)
+    page = client.get(url).content.decode()
+    assert "“Adult CXR vs ddpm (copy 2)”" in page
+    assert Study.objects.filter(title="Adult CXR vs ddpm (copy)").count() == 1
+
+
 def test_it_duplicates_selected_studies_from_the_list(admin_client_for, build_study):
     studies = [build_study(open=False), build_study(open=False)]
     client = admin_client_for(ResearcherFactory())
