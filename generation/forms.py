@@ -66,10 +66,10 @@ def eligible_studies() -> QuerySet[Study]:
 def usable_generators() -> tuple[list[GeneratorModel], list[GeneratorModel]]:
     """(usable, not yet usable) models by name: whether each can make images now."""
     usable, unusable = [], []
-    for generator in GeneratorModel.objects.order_by("name"):
-        (usable if backend_for(generator.kind).usable_for_generation(generator) else unusable).append(
-            generator
-        )
+    runs = TrainingRun.objects.filter(generator=OuterRef("pk"))
+    for generator in GeneratorModel.objects.annotate(trained=Exists(runs)).order_by("name"):
+        usable_now = backend_for(generator.kind).usable_for_generation(generator)
+        (usable if usable_now else unusable).append(generator)
     return usable, unusable
 
 

@@ -87,6 +87,14 @@ class GeneratorModel(models.Model):
     def folder(self):
         return settings.MODEL_ROOT / self.name
 
+    def has_training_runs(self) -> bool:
+        """Whether any training run was made for this model (read from `trained`, when a list
+        annotated it, instead of a query per model)."""
+        annotated = getattr(self, "trained", None)
+        if annotated is not None:
+            return bool(annotated)
+        return TrainingRun.objects.filter(generator=self).exists()
+
 
 class JobBase(models.Model):
     status = models.CharField(

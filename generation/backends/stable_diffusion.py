@@ -155,10 +155,15 @@ class StableDiffusionBackend(Backend):
     # --- the model folder -------------------------------------------------------------------
 
     def grid_note(self, generator: GeneratorModel) -> str:
-        return (
-            super().grid_note(generator).replace("finding", "finding's prompt", 1)
-            + ", drawn with the LoRA as trained by then (the same seeds in every grid)"
+        from generation.backends.base import model_findings
+
+        findings = ", ".join(model_findings(generator))
+        rows = (
+            f"One row per finding's prompt ({findings})"
+            if findings
+            else "One row per prompt of the training set"
         )
+        return f"{rows}, drawn with the LoRA as trained by then (the same seeds in every grid)"
 
     def folder_layout(self, folder: Path) -> FolderLayout:
         from generation.engine.stable_diffusion import layout
@@ -204,11 +209,9 @@ class StableDiffusionBackend(Backend):
             return False
         if generator.trained_steps or generator.checkpoints:
             return True
-        from generation.models import TrainingRun
-
         # A model whose training has written no LoRA yet would sample the bare base model
         # under its own name; one added by hand (never trained) samples the base on purpose.
-        return not TrainingRun.objects.filter(generator=generator).exists()
+        return not generator.has_training_runs()
 
     def can_sample_here(self, generator: GeneratorModel) -> None:
         from generation.engine.stable_diffusion.checks import check_checkpoint
