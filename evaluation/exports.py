@@ -25,7 +25,8 @@ QUALITY_COLUMNS = {
     "extractor_sha256": ("SHA-256 of the feature extractor's weights", "hex"),
     "figure": (("frechet_distance, kid, precision, recall, density, coverage, diversity, "
                "machine_observer_auc (held-out real vs synthetic; 0.5 = chance) or memorized "
-               "(synthetic images flagged as near-copies of a real image)"), "text"),
+               "(synthetic images flagged as near-copies of a real image); fidelity: no figure "
+               "could be computed at that presentation, the note says why"), "text"),
     "synthetic_vs_real": ("the figure between the synthetic images and the real ones",
                           "as the figure"),
     "ci_low": (("lower end of the 95% interval (machine observer: DeLong; the other figures: "
@@ -113,6 +114,9 @@ def quality_rows(study: Study, analysis=None) -> Iterator[list]:
         ]
         sizes = [evaluation.n_synthetic, evaluation.n_real]
         for presentation, figures in (("model", quality), ("display", report.get("quality_display"))):
+            if figures and "metrics" not in figures:  # why there are no figures, not silence
+                note = figures.get("not_defined") or "no figures"
+                yield [*base, "fidelity", *[""] * 6, *sizes, note, "", "", presentation]
             for metric in (figures or {}).get("metrics", []):
                 *cells, better, note, low, high = _metric_row(metric)
                 yield [*base, *cells, better, *sizes, note, low, high, presentation]

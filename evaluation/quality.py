@@ -44,6 +44,7 @@ from evaluation.metrics import (
     machine_observer,
     train_feature_extractor,
 )
+from evaluation.metrics.quality import DEFAULT_RESAMPLES
 from evaluation.models import EvaluationStatus, FeatureExtractorVersion, QualityEvaluation
 from pool.findings import canonical_name
 from pool.models import Image, Truth
@@ -56,7 +57,6 @@ MIN_SYNTHETIC = 2
 FILTER_FIELDS = {"modality": "modality", "finding": "finding__iexact", "source": "source"}
 EXTRACTOR_DEFAULTS = {"epochs": 30, "input_size": 64, "feature_dim": 64, "width": 16, "seed": 0}
 SPLIT_SEED = 0
-DEFAULT_RESAMPLES = 1000
 
 Progress = Callable[[str], None]
 

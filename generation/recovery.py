@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from generation.models import GenerationJob, GenerationShard, JobStatus, TrainingRun
@@ -126,6 +126,30 @@ def _candidates(model, now) -> list[int]:
     return list(rows.values_list("pk", flat=True))
 
 
+def _settle_finished_sharded_jobs() -> None:
+    """Finish the sharded jobs whose shards have all finished but the job has not.
+
+    A shard commits its own end and only then settles its job, so a worker killed in between
+    leaves the job running with nothing left to run it: no shard is a candidate, and the job
+    itself never is (it is run by its shards). Settling is idempotent (the job row is locked and
+    a finished job is left alone), so two sweeps, or a sweep racing a shard, settle it once.
+    """
+    from generation import tasks  # no ML imports at module level
+
+    open_statuses = (JobStatus.QUEUED, JobStatus.RUNNING)
+    shards = GenerationShard.objects.filter(job=OuterRef("pk"))
+    # Exists(shards): a job whose shards are not written yet is not "all finished"
+    jobs = GenerationJob.objects.filter(
+        Exists(shards),
+        ~Exists(shards.filter(status__in=open_statuses)),
+        status__in=open_statuses,
+        shard_count__gt=1,
+    ).values_list("pk", flat=True)
+    for pk in list(jobs):
+        tasks.settle_sharded_job(pk)
+        logger.warning("sharded generation job #%s had all shards finished; settled it", pk)
+
+
 def _task(name: str):
     from generation import tasks  # registers the tasks; no ML imports at module level
 
@@ -142,6 +166,7 @@ def sweep() -> list[tuple[str, int]]:
     # The database first, the broker second: a job queued after the query is no candidate, and
     # one queued before it has had its message published on commit by now.
     candidates = [(kind, pk) for kind in KINDS for pk in _candidates(kind[0], now)]
+    _settle_finished_sharded_jobs()
     if not candidates:
         return []
     pending = pending_messages()

@@ -309,8 +309,12 @@ def create_generation_job(
 def _balance_sources(sources) -> list[str]:
     """The real sources (datasets) balancing images may come from: each must be in the pool."""
     wanted = sorted({str(source).strip() for source in sources or () if str(source).strip()})
+    # one row per source, not per image (order_by() so no ordering column defeats DISTINCT)
     known = set(
-        Image.objects.filter(truth=Truth.REAL, source__in=wanted).values_list("source", flat=True)
+        Image.objects.filter(truth=Truth.REAL, source__in=wanted)
+        .order_by()
+        .values_list("source", flat=True)
+        .distinct()
     )
     unknown = [source for source in wanted if source not in known]
     if unknown:
@@ -389,7 +393,14 @@ def _enqueue_generation(job: GenerationJob, shards: int) -> None:
     if shards == 1:
         _enqueue(tasks.generate_images, job, {"job_pk": job.pk})
         return
-    for shard in create_shards(job, shards):
+    _enqueue_shards(create_shards(job, shards))
+
+
+def _enqueue_shards(shards) -> None:
+    """Enqueue each shard's task once the transaction commits."""
+    from generation import tasks
+
+    for shard in shards:
         _enqueue(tasks.generate_shard, shard, {"shard_pk": shard.pk})
 
 
@@ -494,19 +505,18 @@ def retry(job: Job) -> None:
             f"only a failed or cancelled job can be retried; this one is "
             f"{job.get_status_display().lower()}"
         )
-    if isinstance(job, TrainingRun):
-        task, kwargs = tasks.train_generator, {"run_pk": job.pk}
-    else:
-        task, kwargs = tasks.generate_images, {"job_pk": job.pk}
     check_broker()
     with transaction.atomic():
         reopen(job)
-        if isinstance(job, GenerationJob) and job.is_sharded:
-            for shard in job.shards.exclude(status=JobStatus.SUCCEEDED):
+        if isinstance(job, TrainingRun):
+            _enqueue(tasks.train_generator, job, {"run_pk": job.pk})
+        elif job.is_sharded:
+            shards = list(job.shards.exclude(status=JobStatus.SUCCEEDED))
+            for shard in shards:
                 reopen(shard)
-                _enqueue(tasks.generate_shard, shard, {"shard_pk": shard.pk})
+            _enqueue_shards(shards)
         else:
-            _enqueue(task, job, kwargs)
+            _enqueue(tasks.generate_images, job, {"job_pk": job.pk})
 
 
 # -------------------------------------------------------------------------------- progress

@@ -33,7 +33,7 @@ from generation.models import (
     TrainingRun,
 )
 from generation.pool import DuplicateImageError, store_generated_image
-from generation.runner import JobLost, JobRunner, claim, default_worker_name
+from generation.runner import LOG_TAIL_CHARS, JobLost, JobRunner, claim, default_worker_name
 from generation.signals import generation_succeeded
 from readerstudy.services.studies import Balance, ImagesAdded, add_images
 from spotthefake.celery import GPU_QUEUE, project_task
@@ -327,21 +327,7 @@ def _generate(job: GenerationJob, runner: JobRunner) -> None:
         done = job.outputs.count()
         runner.progress(done, job.count, done_count=done)
 
-    session = GenerationSession(
-        job=job,
-        generator=generator,
-        seeds=[job.seed_for(k) for k in missing],
-        device=device,
-        store=store,
-        cancel=runner.should_stop,
-        prompt=_prompt_for(job) if backend.takes_prompt else "",
-    )
-    if settings.GENERATION_SHARE_MODELS and backend.runs_locally:
-        model_storage.fetch(generator)
-    try:
-        backend.generate(session)
-    except Stopped:
-        pass
+    _run_backend(job, backend, device, [job.seed_for(k) for k in missing], store, runner)
     _finish_generation(job, runner)
 
 
@@ -470,8 +456,8 @@ def _generate_shard(shard: GenerationShard, runner: JobRunner) -> None:
 
     def store(position: int, image) -> None:
         store_generated_image(job, missing[position], image.array, image.provenance)
-        done = job.outputs.filter(index__gte=shard.start, index__lt=shard.stop).count()
-        runner.progress(done, size)
+        # the backend stores the missing slots in order, each once: no need to count rows
+        runner.progress(len(made) + position + 1, size)
         GenerationJob.objects.filter(pk=job.pk).update(
             done_count=job.outputs.count(), heartbeat_at=timezone.now()
         )
@@ -527,7 +513,7 @@ def settle_sharded_job(job_pk: int) -> None:
         if done >= job.count:
             log = _sharded_success(job)
             GenerationJob.objects.filter(pk=job_pk).update(
-                status=JobStatus.SUCCEEDED, log_tail=log[-8000:], **fields
+                status=JobStatus.SUCCEEDED, log_tail=log[-LOG_TAIL_CHARS:], **fields
             )
             transaction.on_commit(partial(_announce_success, job.pk))
         elif failed:

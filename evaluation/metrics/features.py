@@ -243,7 +243,10 @@ class FeatureExtractor:
     def features(
         self, images: Images, *, batch_size: int = 64, learned_only: bool = False
     ) -> np.ndarray:
-        """Standardised features, float64 array (n, feature_dim). An empty input gives (0, d).
+        """Features as the extractor's stored map makes them (see ``_standardise``): each
+        learned feature divided by its spread over the training images, the low-level block
+        whitened together, each group scaled by 1 / sqrt(its width); float64 array
+        (n, feature_dim). An empty input gives (0, d).
 
         ``learned_only``: the learned bottleneck alone, (n, config.feature_dim): what an image
         shows rather than how its pixels are made (the memorization check's measure).

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.metrics import bootstrap
+from evaluation.metrics.bootstrap import PRDC_NAMES
 from evaluation.metrics.distances import frechet_distance, kernel_distance
 from evaluation.metrics.diversity import MAX_SIZE, ms_ssim_diversity
 from evaluation.metrics.features import FeatureExtractor
@@ -43,7 +44,8 @@ from readerstudy.analysis import Estimate, NotDefined, Value, to_jsonable
 
 SCHEMA = "spotthefake.evaluation.quality/1"
 POINT = "point estimate"
-DEFAULT_RESAMPLES = 200
+#: bootstrap resamples of each 95% interval (evaluation.quality and the command use this too)
+DEFAULT_RESAMPLES = 1000
 MIN_REAL = 4
 
 #: name -> (label, which direction is better, description)
@@ -345,9 +347,6 @@ class _Figures:
                     _with_interval(value, intervals[name]) if name in intervals else value
                 )
         return values
-
-
-PRDC_NAMES = ("precision", "recall", "density", "coverage")
 
 
 def _with_interval(value: Estimate, interval: bootstrap.Interval) -> Estimate:

@@ -25,8 +25,8 @@ def auc(value):
 
 @register.filter
 def with_ci(value):
-    """A to_jsonable Estimate dict as "0.1234 (95% CI 0.1–0.2)"; "—" or the estimate alone
-    when not defined or without an interval."""
+    """A to_jsonable Estimate dict as "0.1234 (0.1–0.2)" (the bracket is the 95% interval; the
+    page says so once); "—" or the estimate alone when not defined or without an interval."""
     if not isinstance(value, dict) or value.get("estimate") is None:
         return "—"
     text = f"{float(value['estimate']):.4g}"

@@ -80,3 +80,26 @@ def test_it_gives_point_estimates_with_no_resamples_and_none_for_a_model(job_for
     report = QualityEvaluation.objects.get(generator__name="shown").report
     assert "quality_display" not in report  # a model is shown in no particular study
     assert all(m["value"]["ci_low"] is None for m in report["quality"]["metrics"])
+
+
+def test_it_says_why_there_are_no_display_figures_when_the_study_cannot_present_the_images(
+    job_for_a_study,
+):
+    job = job_for_a_study
+    broken = job.outputs.first().image
+    with open(broken.original.path, "wb") as handle:  # the display derivative is left intact
+        handle.write(b"not an image")
+
+    out, _ = run("--synthetic", f"job:{job.pk}", "--real", "modality=CXR", "--resamples", "0")
+
+    report = QualityEvaluation.objects.get(generation_job=job).report
+    display = report["quality_display"]
+    assert "metrics" not in display and "cannot be presented" in display["not_defined"]
+    assert f"Fidelity at the study's display profile: not defined ({display['not_defined']})" in (
+        out
+    )
+    assert "Machine observer AUC" in out  # the rest of the summary is still printed
+    text = "".join(exports.stream_csv(exports.table_rows("quality", job.study)))
+    rows = [row for row in csv.DictReader(io.StringIO(text)) if row["presentation"] == "display"]
+    assert [(row["figure"], row["note"]) for row in rows] == [("fidelity", display["not_defined"])]
+    assert rows[0]["synthetic_vs_real"] == "" and rows[0]["n_synthetic"] == "8"

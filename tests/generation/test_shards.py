@@ -147,3 +147,57 @@ def test_it_adds_a_sharded_jobs_images_to_its_study_once_when_the_last_shard_end
     truths = sorted(StudyCase.objects.filter(study=study).values_list("image__truth", flat=True))
     assert truths == ["real", "real", "synthetic", "synthetic"]
     assert "to keep the balance" in job.log_tail
+
+
+def test_it_settles_a_job_whose_worker_died_between_the_last_shard_and_the_job(
+    real_pool, tiny_generator, announced, monkeypatch
+):
+    job = sharded_job(tiny_generator, count=2, shards=2)
+    first, second = job.shards.order_by("number")
+    # the worker dies after each shard commits its end and before it settles the job
+    monkeypatch.setattr(tasks, "settle_sharded_job", lambda job_pk: None)
+    tasks.generate_shard(shard_pk=first.pk)
+    tasks.generate_shard(shard_pk=second.pk)
+    monkeypatch.undo()
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and not announced
+
+    assert recovery.sweep() == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.done_count == 2
+    assert announced == [job.pk]
+
+    recovery.sweep()  # again: nothing changes, no second announcement
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and announced == [job.pk]
+
+
+def test_it_settles_a_job_whose_shards_were_all_cancelled_but_not_the_job(
+    real_pool, tiny_generator
+):
+    job = sharded_job(tiny_generator, count=4, shards=2)
+    first, second = job.shards.order_by("number")
+    tasks.generate_shard(shard_pk=first.pk)
+    # cancelled on its own (as request_cancel does a shard whose worker stopped beating)
+    GenerationShard.objects.filter(pk=second.pk).update(status=JobStatus.CANCELLED)
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+
+    recovery.sweep()
+    recovery.sweep()
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.done_count == 2
+    assert job.finished_at is not None
+
+
+def test_it_leaves_a_sharded_job_with_a_shard_still_running_to_its_shards(
+    real_pool, tiny_generator
+):
+    job = sharded_job(tiny_generator, count=4, shards=2)
+    first = job.shards.get(number=0)
+    tasks.generate_shard(shard_pk=first.pk)
+
+    recovery.sweep()
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.finished_at is None

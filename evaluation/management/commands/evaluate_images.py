@@ -87,6 +87,10 @@ class Command(BaseCommand):
             out.write(f"  note: {note}")
 
     def _figures(self, quality: dict, where: str) -> None:
+        if "metrics" not in quality:  # e.g. the study's profile cannot present the images
+            reason = quality.get("not_defined") or "no figures"
+            self.stdout.write(f"  Fidelity {where}: not defined ({reason})")
+            return
         self.stdout.write(f"  Fidelity {where} (95% bootstrap intervals in brackets):")
         for metric in quality["metrics"]:
             self.stdout.write(

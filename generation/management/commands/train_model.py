@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from generation.backends import BACKENDS, JobError, backend_for, trainable_kinds
+from generation.backends import ddpm as ddpm_backend  # no torch: the recipes are plain data
 from generation.datasets import DatasetError, pool_findings, resolve_findings
 from generation.models import GeneratorModel, JobStatus, TrainingRun
 from generation.services import InvalidJob, create_training_run
@@ -99,7 +100,7 @@ class Command(BaseCommand):
         recipe = parser.add_argument_group("ddpm recipe (defaults: the measured new recipe)")
         recipe.add_argument(
             "--recipe",
-            choices=["default", "legacy"],
+            choices=[name for name, _label in ddpm_backend.RECIPES],
             help="legacy: epsilon, linear betas, no weighting, constant LR (the recipe before "
             "2026-11); the options below override either.",
         )
