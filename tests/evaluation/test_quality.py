@@ -23,6 +23,10 @@ NAMES = [
 RESAMPLES = 200
 
 
+def compare(*args, **kwargs):
+    return compare_sets(*args, **{"n_resamples": RESAMPLES, **kwargs})
+
+
 @pytest.fixture(scope="module")
 def fresh():
     """60 new images from the same generator as the real pool: a perfect "generator"."""
@@ -31,14 +35,13 @@ def fresh():
 
 @pytest.fixture(scope="module")
 def good_report(held_out_real, fresh, extractor):
-    return compare_sets(
+    return compare(
         held_out_real,
         fresh,
         extractor,
         seed=0,
         kid_subsets=20,
         diversity_pairs=200,
-        n_resamples=RESAMPLES,
     )
 
 
@@ -75,14 +78,13 @@ def test_it_puts_a_generator_of_the_same_distribution_near_the_baseline(good_rep
 def test_it_puts_a_brightness_shifted_set_far_from_the_baseline(
     held_out_real, fresh, extractor, good_report
 ):
-    report = compare_sets(
+    report = compare(
         held_out_real,
         brighter(fresh),
         extractor,
         seed=0,
         kid_subsets=20,
         diversity_pairs=10,
-        n_resamples=RESAMPLES,
     )
     fd = report.metric("frechet_distance")
     assert fd.value.estimate > 10 * fd.baseline.estimate
@@ -93,26 +95,24 @@ def test_it_puts_a_brightness_shifted_set_far_from_the_baseline(
 
 
 def test_it_is_reproducible_for_a_seed(held_out_real, fresh, extractor, good_report):
-    again = compare_sets(
+    again = compare(
         held_out_real,
         fresh,
         extractor,
         seed=0,
         kid_subsets=20,
         diversity_pairs=200,
-        n_resamples=RESAMPLES,
     )
     assert again == good_report
 
 
 def test_it_warns_when_the_real_images_trained_the_extractor(real_pool, fresh, extractor):
-    report = compare_sets(
+    report = compare(
         real_pool[0][:40],
         fresh[:20],
         extractor,
         kid_subsets=2,
         diversity_pairs=3,
-        n_resamples=RESAMPLES,
     )
     assert report.n_real_seen_by_extractor == 40
     assert any("baseline is optimistic" in note for note in report.notes)
@@ -138,49 +138,44 @@ def test_it_refuses_to_compare_figures_from_different_extractors(good_report):
 
 def test_it_explains_too_few_real_or_synthetic_images(real_pool, extractor):
     images = real_pool[0]
-    few_real = compare_sets(
-        images[:3], images[3:20], extractor, kid_subsets=2, n_resamples=RESAMPLES
-    )
+    few_real = compare(images[:3], images[3:20], extractor, kid_subsets=2)
     for metric in few_real.metrics:
         assert isinstance(metric.value, NotDefined) and isinstance(metric.baseline, NotDefined)
         assert "at least 4 real images" in metric.value.reason
-    one_synthetic = compare_sets(
+    one_synthetic = compare(
         images[:40],
         images[40:41],
         extractor,
         kid_subsets=2,
         diversity_pairs=5,
-        n_resamples=RESAMPLES,
     )
     for metric in one_synthetic.metrics:
         assert metric.value.reason == "needs at least 2 synthetic images, got 1"
     assert isinstance(
         one_synthetic.metric("frechet_distance").baseline, NotDefined
     )  # 1 vs 1 matched
-    few = compare_sets(
+    few = compare(
         images[:40],
         images[40:44],
         extractor,
         kid_subsets=2,
         diversity_pairs=5,
-        n_resamples=RESAMPLES,
     )
     assert isinstance(few.metric("frechet_distance").value, Estimate)
     assert "more than 5 images" in few.metric("precision").value.reason
-    none = compare_sets(images[:40], images[:0], extractor, n_resamples=RESAMPLES)
+    none = compare(images[:40], images[:0], extractor)
     assert "got 0" in none.metric("kid").value.reason
 
 
 def test_it_reports_progress(real_pool, extractor):
     steps = []
-    compare_sets(
+    compare(
         real_pool[0][:20],
         real_pool[0][20:30],
         extractor,
         kid_subsets=2,
         diversity_pairs=3,
         progress=lambda step, done, total: steps.append((step, done, total)),
-        n_resamples=RESAMPLES,
     )
     assert [s[0] for s in steps] == [
         "features",
@@ -194,13 +189,12 @@ def test_it_reports_progress(real_pool, extractor):
 
 def test_it_measures_diversity_of_both_sets_at_one_size(held_out_real, fresh, extractor):
     bigger = np.repeat(np.repeat(fresh[:20], 2, axis=1), 2, axis=2)  # 128 px synthetic, 64 px real
-    report = compare_sets(
+    report = compare(
         held_out_real[:40],
         bigger,
         extractor,
         kid_subsets=2,
         diversity_pairs=5,
-        n_resamples=RESAMPLES,
     )
     diversity = report.metric("ms_ssim_diversity")
     assert (
